@@ -1,1 +1,31 @@
-//! placeholder
+//! The pure core of doorstep: the four-level response ladder of LADDER.md, with no I/O and no async.
+//!
+//! - [`ladder`]: the words (levels, statuses, channels, callbacks, owner tiers, clocks);
+//! - [`ids`]: codes and free text, parsed once at the edge;
+//! - [`policy`]: every limit, read from the policy file, with LADDER.md's defaults built in;
+//! - [`deadline`]: deadline arithmetic on both clocks (clock hours, working days), pauses, extensions,
+//!   warnings;
+//! - [`tree`]: the jurisdiction tree, units and responsibility boards;
+//! - [`ticket`] and [`event`]: a ticket is a fold over its append-only events (`replay(events) == state`);
+//! - [`lifecycle`]: every action as a decision that yields events or a typed error naming the state.
+//!
+//! The working-day calendar is its own crate, [`doorstep_calendar`], re-exported as [`calendar`].
+
+pub use doorstep_calendar as calendar;
+
+pub mod deadline;
+pub mod event;
+pub mod ids;
+pub mod ladder;
+pub mod lifecycle;
+pub mod policy;
+pub mod ticket;
+pub mod tree;
+
+pub use deadline::{AcknowledgeClock, Reckoner, ResolveClock, ReviewClock};
+pub use event::{Change, Dispatch, Event};
+pub use ids::{Actor, Category, InvalidField, NodeCode, TicketId, UnitCode};
+pub use ladder::{Channel, ClockKind, Level, Satisfaction, Status, Tier};
+pub use lifecycle::{ActionError, Command, Context, Registration, register};
+pub use policy::{Limit, Policy, PolicyError};
+pub use ticket::{Caller, CoHandler, Intake, Threshold, Ticket, Timer, replay};
