@@ -48,17 +48,17 @@ impl ResolveClock {
                 n,
                 if n == 1 { "" } else { "s" }
             ),
-            Limit::Clock { .. } => format!("{}: {} of clock time from the start", self.level, self.limit),
+            Limit::Clock { .. } => format!(
+                "{}: {} of clock time from the start",
+                self.level, self.limit
+            ),
         };
         if self.paused_seconds > 0 {
             let unit = match self.limit {
                 Limit::WorkingDays(_) => " of working-day time",
                 Limit::Clock { .. } => "",
             };
-            rule.push_str(&format!(
-                ", plus {}s{unit} suspended",
-                self.paused_seconds
-            ));
+            rule.push_str(&format!(", plus {}s{unit} suspended", self.paused_seconds));
         }
         if self.extension_days > 0 {
             rule.push_str(&format!(

@@ -31,7 +31,10 @@ fn check_code(field: &'static str, value: &str) -> Result<(), InvalidField> {
     if value.len() > MAX_CODE_LEN {
         return Err(InvalidField::new(
             field,
-            format!("is {} bytes long, at most {MAX_CODE_LEN} allowed", value.len()),
+            format!(
+                "is {} bytes long, at most {MAX_CODE_LEN} allowed",
+                value.len()
+            ),
         ));
     }
     if let Some(bad) = value
@@ -161,7 +164,10 @@ pub fn optional_text(field: &'static str, value: &str, max: usize) -> Result<Str
             format!("is {chars} characters long, at most {max} allowed"),
         ));
     }
-    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(InvalidField::new(field, "contains control characters"));
     }
     Ok(text.to_owned())
@@ -187,7 +193,10 @@ mod tests {
 
     #[test]
     fn text_is_trimmed_and_bounded() {
-        assert_eq!(required_text("reason", "  wrong unit ", 100), Ok("wrong unit".into()));
+        assert_eq!(
+            required_text("reason", "  wrong unit ", 100),
+            Ok("wrong unit".into())
+        );
         assert_eq!(
             required_text("reason", "   ", 100).unwrap_err().to_string(),
             "reason: is required"

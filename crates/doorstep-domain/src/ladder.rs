@@ -139,7 +139,11 @@ impl Status {
     pub fn is_open(self) -> bool {
         matches!(
             self,
-            Status::New | Status::Returned | Status::Dispatched | Status::InProgress | Status::Suspended
+            Status::New
+                | Status::Returned
+                | Status::Dispatched
+                | Status::InProgress
+                | Status::Suspended
         )
     }
 }
@@ -173,7 +177,10 @@ named_enum!(
 impl Satisfaction {
     /// Counts towards the satisfaction rate (满意率).
     pub fn is_satisfied(self) -> bool {
-        matches!(self, Satisfaction::Satisfied | Satisfaction::BasicallySatisfied)
+        matches!(
+            self,
+            Satisfaction::Satisfied | Satisfaction::BasicallySatisfied
+        )
     }
 }
 

@@ -9,7 +9,9 @@ use doorstep_calendar::Calendar;
 
 use crate::deadline::Reckoner;
 use crate::event::{Change, Dispatch, Event};
-use crate::ids::{Actor, InvalidField, MAX_TEXT_CHARS, TicketId, UnitCode, optional_text, required_text};
+use crate::ids::{
+    Actor, InvalidField, MAX_TEXT_CHARS, TicketId, UnitCode, optional_text, required_text,
+};
 use crate::ladder::{ClockKind, Level, Satisfaction, Status};
 use crate::policy::Policy;
 use crate::ticket::{CoHandler, Intake, Ticket};
@@ -37,26 +39,53 @@ impl<'a> Context<'a> {
 /// An action on an existing ticket.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Dispatch { unit: UnitCode, reason: String },
+    Dispatch {
+        unit: UnitCode,
+        reason: String,
+    },
     /// 签收, by the lead unit.
-    Acknowledge { unit: UnitCode },
+    Acknowledge {
+        unit: UnitCode,
+    },
     /// 退单: the lead unit says it is not theirs.
-    Return { unit: UnitCode, reason: String },
+    Return {
+        unit: UnitCode,
+        reason: String,
+    },
     /// 挂起: the resolve clock stops.
-    Suspend { reason: String },
-    Resume { reason: String },
+    Suspend {
+        reason: String,
+    },
+    Resume {
+        reason: String,
+    },
     /// 延期申请: N more working days.
-    RequestExtension { days: u32, reason: String },
+    RequestExtension {
+        days: u32,
+        reason: String,
+    },
     /// A supervisor's decision on the pending extension.
-    DecideExtension { approve: bool, reason: String },
+    DecideExtension {
+        approve: bool,
+        reason: String,
+    },
     /// 吹哨: call units in as co-handlers.
-    Whistle { units: Vec<UnitCode>, reason: String },
+    Whistle {
+        units: Vec<UnitCode>,
+        reason: String,
+    },
     /// 报到: a called unit reports in.
-    ReportIn { unit: UnitCode },
+    ReportIn {
+        unit: UnitCode,
+    },
     /// 催办.
-    Urge { reason: String },
+    Urge {
+        reason: String,
+    },
     /// 督办.
-    Supervise { reason: String },
+    Supervise {
+        reason: String,
+    },
     /// By hand, one rung up, the new level's clock from now. `owner_unit` takes the lead if given;
     /// `case_owner` is required when the new level is MAJOR_RISK.
     Escalate {
@@ -71,7 +100,9 @@ pub enum Command {
         case_owner: Option<String>,
     },
     /// 办结 reply.
-    Resolve { resolution: String },
+    Resolve {
+        resolution: String,
+    },
     /// 回访.
     RecordCallback {
         satisfaction: Satisfaction,
@@ -79,11 +110,20 @@ pub enum Command {
         comment: String,
     },
     /// 并单: a duplicate of another ticket.
-    Merge { into: TicketId, reason: String },
-    Cancel { reason: String },
+    Merge {
+        into: TicketId,
+        reason: String,
+    },
+    Cancel {
+        reason: String,
+    },
     /// Closing a resolved ticket by hand.
-    Close { reason: String },
-    AddNote { text: String },
+    Close {
+        reason: String,
+    },
+    AddNote {
+        text: String,
+    },
     /// The scheduler: a warning threshold came due. Does nothing if the clock moved on since.
     FireWarning {
         clock: ClockKind,
@@ -140,7 +180,10 @@ pub enum ActionError {
     Invalid(#[from] InvalidField),
     /// The action does not apply in the ticket's current status.
     #[error("cannot {action} a ticket that is {status}")]
-    NotAllowed { action: &'static str, status: Status },
+    NotAllowed {
+        action: &'static str,
+        status: Status,
+    },
     /// The status allows the action, but something else about the ticket does not.
     #[error("cannot {action} this ticket ({status}): {reason}")]
     Refused {
@@ -155,7 +198,9 @@ impl ActionError {
     pub fn status(&self) -> Option<Status> {
         match self {
             ActionError::Invalid(_) => None,
-            ActionError::NotAllowed { status, .. } | ActionError::Refused { status, .. } => Some(*status),
+            ActionError::NotAllowed { status, .. } | ActionError::Refused { status, .. } => {
+                Some(*status)
+            }
         }
     }
 }
@@ -201,7 +246,8 @@ fn case_owner_for(level: Level, name: Option<&str>) -> Result<Option<String>, St
     if level != Level::MajorRisk {
         return Ok(None);
     }
-    let name = optional_text("case_owner", name.unwrap_or(""), MAX_NAME_CHARS).map_err(|e| e.to_string())?;
+    let name = optional_text("case_owner", name.unwrap_or(""), MAX_NAME_CHARS)
+        .map_err(|e| e.to_string())?;
     if name.is_empty() {
         return Err("MAJOR_RISK needs a named case owner (case_owner)".into());
     }
@@ -295,10 +341,15 @@ impl Ticket {
                     .into());
                 }
                 let Some(resolve) = &self.resolve else {
-                    return Err(refused(format!("{} has no resolve deadline to extend", self.level)));
+                    return Err(refused(format!(
+                        "{} has no resolve deadline to extend",
+                        self.level
+                    )));
                 };
                 if self.extension_requested {
-                    return Err(refused("an extension was already requested at this level".into()));
+                    return Err(refused(
+                        "an extension was already requested at this level".into(),
+                    ));
                 }
                 if resolve.paused_since.is_none() && now >= resolve.due_at {
                     return Err(refused(format!(
@@ -311,7 +362,10 @@ impl Ticket {
                     reason: text,
                 }]
             }
-            Command::DecideExtension { approve, reason: text } => {
+            Command::DecideExtension {
+                approve,
+                reason: text,
+            } => {
                 let Some(pending) = &self.pending_extension else {
                     return Err(refused("no extension request is pending".into()));
                 };
@@ -322,7 +376,9 @@ impl Ticket {
                         reason: optional_reason(text)?,
                         resolve: Some(reckoner.extend(resolve, days)),
                     }],
-                    (true, None) => return Err(refused("there is no resolve deadline to extend".into())),
+                    (true, None) => {
+                        return Err(refused("there is no resolve deadline to extend".into()));
+                    }
                     (false, _) => vec![Change::ExtensionRejected {
                         days,
                         reason: reason(text)?,
@@ -334,7 +390,9 @@ impl Ticket {
                     return Err(not_allowed());
                 }
                 if units.is_empty() {
-                    return Err(InvalidField::new("units", "name at least one unit to call in").into());
+                    return Err(
+                        InvalidField::new("units", "name at least one unit to call in").into(),
+                    );
                 }
                 if units.len() > MAX_WHISTLE_UNITS {
                     return Err(InvalidField::new(
@@ -346,7 +404,9 @@ impl Ticket {
                 let mut seen = BTreeSet::new();
                 for unit in units {
                     if !seen.insert(unit) {
-                        return Err(InvalidField::new("units", format!("{unit} is named twice")).into());
+                        return Err(
+                            InvalidField::new("units", format!("{unit} is named twice")).into()
+                        );
                     }
                     if self.lead_unit.as_ref() == Some(unit) {
                         return Err(refused(format!("{unit} is the lead unit")));
@@ -356,7 +416,9 @@ impl Ticket {
                         .iter()
                         .any(|c| &c.unit == unit && c.reported_in_at.is_none())
                     {
-                        return Err(refused(format!("{unit} is already called in and has not reported in")));
+                        return Err(refused(format!(
+                            "{unit} is already called in and has not reported in"
+                        )));
                     }
                 }
                 vec![Change::WhistleBlown {
@@ -381,7 +443,9 @@ impl Ticket {
                     .iter()
                     .any(|c| &c.unit == unit && c.reported_in_at.is_none())
                 {
-                    return Err(refused(format!("{unit} is not called in, or already reported in")));
+                    return Err(refused(format!(
+                        "{unit} is not called in, or already reported in"
+                    )));
                 }
                 vec![Change::ReportedIn { unit: unit.clone() }]
             }
@@ -389,13 +453,17 @@ impl Ticket {
                 if !status.is_open() {
                     return Err(not_allowed());
                 }
-                vec![Change::Urged { reason: reason(text)? }]
+                vec![Change::Urged {
+                    reason: reason(text)?,
+                }]
             }
             Command::Supervise { reason: text } => {
                 if !status.is_open() {
                     return Err(not_allowed());
                 }
-                vec![Change::Supervised { reason: reason(text)? }]
+                vec![Change::Supervised {
+                    reason: reason(text)?,
+                }]
             }
             Command::Escalate {
                 reason: text,
@@ -409,7 +477,10 @@ impl Ticket {
                     return Err(not_allowed());
                 }
                 let text = reason(text)?;
-                vec![self.escalation(text, now, now, owner_unit, case_owner.as_deref(), ctx).map_err(refused)?]
+                vec![
+                    self.escalation(text, now, now, owner_unit, case_owner.as_deref(), ctx)
+                        .map_err(refused)?,
+                ]
             }
             Command::Reclassify {
                 level,
@@ -477,7 +548,11 @@ impl Ticket {
                     return Err(not_allowed());
                 }
                 if into == &self.id {
-                    return Err(InvalidField::new("into_id", "a ticket cannot be merged into itself").into());
+                    return Err(InvalidField::new(
+                        "into_id",
+                        "a ticket cannot be merged into itself",
+                    )
+                    .into());
                 }
                 vec![Change::MergedInto {
                     into: into.clone(),
@@ -488,13 +563,17 @@ impl Ticket {
                 if !status.is_open() {
                     return Err(not_allowed());
                 }
-                vec![Change::CancelledBy { reason: reason(text)? }]
+                vec![Change::CancelledBy {
+                    reason: reason(text)?,
+                }]
             }
             Command::Close { reason: text } => {
                 if status != Status::Resolved {
                     return Err(not_allowed());
                 }
-                vec![Change::ClosedTicket { reason: reason(text)? }]
+                vec![Change::ClosedTicket {
+                    reason: reason(text)?,
+                }]
             }
             Command::AddNote { text } => {
                 let text = required_text("text", text, MAX_TEXT_CHARS)?;
@@ -504,7 +583,11 @@ impl Ticket {
                 };
                 vec![Change::NoteAdded { text, review }]
             }
-            Command::FireWarning { clock, unit, due_at } => self.fire_warning(*clock, unit.as_ref(), *due_at, now),
+            Command::FireWarning {
+                clock,
+                unit,
+                due_at,
+            } => self.fire_warning(*clock, unit.as_ref(), *due_at, now),
             Command::FireBreach {
                 clock,
                 unit,
@@ -520,7 +603,10 @@ impl Ticket {
                     ClockKind::Resolve => {
                         let running = matches!(
                             status,
-                            Status::New | Status::Returned | Status::Dispatched | Status::InProgress
+                            Status::New
+                                | Status::Returned
+                                | Status::Dispatched
+                                | Status::InProgress
                         );
                         match &self.resolve {
                             Some(r) if running && !r.breached && r.due_at == *due_at => {}
@@ -542,7 +628,10 @@ impl Ticket {
                     }
                     ClockKind::Acknowledge => {
                         match &self.acknowledge {
-                            Some(a) if status == Status::Dispatched && !a.breached && a.due_at == *due_at => {}
+                            Some(a)
+                                if status == Status::Dispatched
+                                    && !a.breached
+                                    && a.due_at == *due_at => {}
                             _ => return Ok(Vec::new()),
                         }
                         let mut changes = vec![Change::Breached {
@@ -550,12 +639,17 @@ impl Ticket {
                             unit: self.lead_unit.clone(),
                             due_at: *due_at,
                         }];
-                        if let Some(supervisor) = supervisor.as_ref().filter(|s| self.lead_unit.as_ref() != Some(*s)) {
+                        if let Some(supervisor) = supervisor
+                            .as_ref()
+                            .filter(|s| self.lead_unit.as_ref() != Some(*s))
+                        {
                             changes.push(Change::DispatchedTo {
                                 unit: supervisor.clone(),
                                 reason: format!(
                                     "{} did not sign for it by {}",
-                                    self.lead_unit.as_ref().map_or("the lead unit", UnitCode::as_str),
+                                    self.lead_unit
+                                        .as_ref()
+                                        .map_or("the lead unit", UnitCode::as_str),
                                     due_at.to_rfc3339()
                                 ),
                                 acknowledge: reckoner.start_acknowledge(self.level, *due_at),
@@ -581,7 +675,9 @@ impl Ticket {
                     }
                     ClockKind::Review => match &self.review {
                         Some(review)
-                            if self.level == Level::MajorRisk && status.is_open() && review.due_at == *due_at =>
+                            if self.level == Level::MajorRisk
+                                && status.is_open()
+                                && review.due_at == *due_at =>
                         {
                             let next = reckoner.add(*due_at, review.every);
                             vec![Change::ReviewMissed {
@@ -623,7 +719,11 @@ impl Ticket {
     }
 
     /// Acts and applies: the ticket after the action, with the events recorded.
-    pub fn handle(&self, command: &Command, ctx: &Context<'_>) -> Result<(Ticket, Vec<Event>), ActionError> {
+    pub fn handle(
+        &self,
+        command: &Command,
+        ctx: &Context<'_>,
+    ) -> Result<(Ticket, Vec<Event>), ActionError> {
         let events = self.act(command, ctx)?;
         let mut next = self.clone();
         for event in &events {
@@ -705,7 +805,11 @@ impl Ticket {
             ClockKind::Acknowledge => self.lead_unit.clone(),
             _ => unit.cloned(),
         };
-        vec![Change::Warning { clock, unit, due_at }]
+        vec![Change::Warning {
+            clock,
+            unit,
+            due_at,
+        }]
     }
 }
 

@@ -56,7 +56,9 @@ impl Limit {
 
 /// Why a duration could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{value:?} is not a duration (write clock time like \"90s\", \"30m\", \"2h\", or \"3 working days\"): {why}")]
+#[error(
+    "{value:?} is not a duration (write clock time like \"90s\", \"30m\", \"2h\", or \"3 working days\"): {why}"
+)]
 pub struct BadLimit {
     pub value: String,
     pub why: &'static str,
@@ -75,7 +77,10 @@ impl FromStr for Limit {
             .strip_suffix("working days")
             .or_else(|| text.strip_suffix("working day"));
         if let Some(number) = days {
-            let n: u32 = number.trim().parse().map_err(|_| bad("the number of days is not a whole number"))?;
+            let n: u32 = number
+                .trim()
+                .parse()
+                .map_err(|_| bad("the number of days is not a whole number"))?;
             if n == 0 {
                 return Err(bad("it must be at least 1 working day"));
             }
@@ -88,14 +93,18 @@ impl FromStr for Limit {
             .find(|c: char| !c.is_ascii_digit())
             .ok_or_else(|| bad("it has no unit"))?;
         let (number, unit) = text.split_at(split);
-        let n: u64 = number.parse().map_err(|_| bad("it does not start with a whole number"))?;
+        let n: u64 = number
+            .parse()
+            .map_err(|_| bad("it does not start with a whole number"))?;
         let unit_seconds = match unit.trim() {
             "s" => 1,
             "m" => 60,
             "h" => 3600,
             _ => return Err(bad("the unit must be s, m, h or \"working days\"")),
         };
-        let seconds = n.checked_mul(unit_seconds).ok_or_else(|| bad("it is too long"))?;
+        let seconds = n
+            .checked_mul(unit_seconds)
+            .ok_or_else(|| bad("it is too long"))?;
         if seconds == 0 {
             return Err(bad("it must be longer than zero"));
         }

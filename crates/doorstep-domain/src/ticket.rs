@@ -72,7 +72,10 @@ impl Intake {
             if url.len() > MAX_URL_LEN {
                 return Err(InvalidField::new(
                     "attachment_urls",
-                    format!("an entry is {} bytes long, at most {MAX_URL_LEN} allowed", url.len()),
+                    format!(
+                        "an entry is {} bytes long, at most {MAX_URL_LEN} allowed",
+                        url.len()
+                    ),
                 ));
             }
             if !(url.starts_with("https://") || url.starts_with("http://"))
@@ -445,16 +448,31 @@ impl Ticket {
         }
         if let (Status::Dispatched, Some(a)) = (self.status, &self.acknowledge) {
             if !a.warned && !a.breached && a.warn_at < a.due_at {
-                arm(ClockKind::Acknowledge, self.lead_unit.as_ref(), Threshold::Warning, a.warn_at);
+                arm(
+                    ClockKind::Acknowledge,
+                    self.lead_unit.as_ref(),
+                    Threshold::Warning,
+                    a.warn_at,
+                );
             }
             if !a.breached {
-                arm(ClockKind::Acknowledge, self.lead_unit.as_ref(), Threshold::Breach, a.due_at);
+                arm(
+                    ClockKind::Acknowledge,
+                    self.lead_unit.as_ref(),
+                    Threshold::Breach,
+                    a.due_at,
+                );
             }
         }
         if self.status.is_open() {
             for c in &self.co_handlers {
                 if c.reported_in_at.is_none() && !c.report_in.breached {
-                    arm(ClockKind::ReportIn, Some(&c.unit), Threshold::Breach, c.report_in.due_at);
+                    arm(
+                        ClockKind::ReportIn,
+                        Some(&c.unit),
+                        Threshold::Breach,
+                        c.report_in.due_at,
+                    );
                 }
             }
             if let (Level::MajorRisk, Some(review)) = (self.level, &self.review) {
@@ -486,7 +504,10 @@ impl Ticket {
         if self.status != Status::Dispatched && self.acknowledge.is_some() {
             return fail("only a dispatched ticket waits for a sign-for");
         }
-        let paused = self.resolve.as_ref().is_some_and(|r| r.paused_since.is_some());
+        let paused = self
+            .resolve
+            .as_ref()
+            .is_some_and(|r| r.paused_since.is_some());
         if paused != (self.status == Status::Suspended && self.resolve.is_some()) {
             return fail("the resolve clock stands still exactly while suspended");
         }
@@ -509,7 +530,9 @@ impl Ticket {
         if self.pending_extension.is_some() && !self.status.is_open() {
             return fail("an extension is pending only on an open ticket");
         }
-        if self.status == Status::Resolved && (self.resolved_at.is_none() || self.callback_due_at.is_none()) {
+        if self.status == Status::Resolved
+            && (self.resolved_at.is_none() || self.callback_due_at.is_none())
+        {
             return fail("a resolved ticket has a resolution time and a callback deadline");
         }
         if self.status.is_terminal() && !self.timers().is_empty() {

@@ -101,7 +101,10 @@ pub enum TreeError {
     #[error("unit {unit}: node {node} is not defined")]
     UnknownUnitNode { unit: UnitCode, node: NodeCode },
     #[error("unit {unit}: supervisor {supervisor} is not defined")]
-    UnknownSupervisor { unit: UnitCode, supervisor: UnitCode },
+    UnknownSupervisor {
+        unit: UnitCode,
+        supervisor: UnitCode,
+    },
 }
 
 /// A validated jurisdiction tree with its units.
@@ -127,10 +130,13 @@ impl Jurisdiction {
                 None if node.kind == NodeKind::District => {}
                 None => return Err(TreeError::Orphan(node.code.clone())),
                 Some(parent) => {
-                    let parent_node = by_code.get(parent).ok_or_else(|| TreeError::UnknownParent {
-                        node: node.code.clone(),
-                        parent: parent.clone(),
-                    })?;
+                    let parent_node =
+                        by_code
+                            .get(parent)
+                            .ok_or_else(|| TreeError::UnknownParent {
+                                node: node.code.clone(),
+                                parent: parent.clone(),
+                            })?;
                     if parent_node.kind.depth() + 1 != node.kind.depth() {
                         return Err(TreeError::BadNesting {
                             node: node.code.clone(),
@@ -240,8 +246,16 @@ mod tests {
                 node("lixia", NodeKind::District, None),
                 node("lixia/jfl", NodeKind::StreetOffice, Some("lixia")),
                 node("lixia/jfl/jfq", NodeKind::Community, Some("lixia/jfl")),
-                node("lixia/jfl/jfq/y129", NodeKind::Compound, Some("lixia/jfl/jfq")),
-                node("lixia/jfl/jfq/y129/b1", NodeKind::Building, Some("lixia/jfl/jfq/y129")),
+                node(
+                    "lixia/jfl/jfq/y129",
+                    NodeKind::Compound,
+                    Some("lixia/jfl/jfq"),
+                ),
+                node(
+                    "lixia/jfl/jfq/y129/b1",
+                    NodeKind::Building,
+                    Some("lixia/jfl/jfq/y129"),
+                ),
             ],
             vec![Unit {
                 code: UnitCode::parse("community/jfq").unwrap(),
@@ -258,14 +272,21 @@ mod tests {
     fn owners_are_found_up_the_tree() {
         let tree = lixia();
         let building = NodeCode::parse("lixia/jfl/jfq/y129/b1").unwrap();
-        let owner = |tier| tree.owner_node(&building, tier).map(|n| n.code.as_str().to_owned());
+        let owner = |tier| {
+            tree.owner_node(&building, tier)
+                .map(|n| n.code.as_str().to_owned())
+        };
         assert_eq!(owner(Tier::Compound).as_deref(), Some("lixia/jfl/jfq/y129"));
         assert_eq!(owner(Tier::Community).as_deref(), Some("lixia/jfl/jfq"));
         assert_eq!(owner(Tier::StreetOffice).as_deref(), Some("lixia/jfl"));
         assert_eq!(owner(Tier::District).as_deref(), Some("lixia"));
         assert!(tree.is_within(&building, &NodeCode::parse("lixia/jfl").unwrap()));
         assert!(!tree.is_within(&NodeCode::parse("lixia").unwrap(), &building));
-        assert_eq!(tree.units_at(&NodeCode::parse("lixia/jfl/jfq").unwrap()).len(), 1);
+        assert_eq!(
+            tree.units_at(&NodeCode::parse("lixia/jfl/jfq").unwrap())
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -278,11 +299,24 @@ mod tests {
             vec![],
         )
         .unwrap_err();
-        assert_eq!(err.to_string(), "node lixia/x: a Compound cannot sit under a District");
-        let err = Jurisdiction::new(vec![node("lixia/y", NodeKind::Community, Some("nowhere"))], vec![]).unwrap_err();
-        assert_eq!(err.to_string(), "node lixia/y: parent nowhere is not defined");
+        assert_eq!(
+            err.to_string(),
+            "node lixia/x: a Compound cannot sit under a District"
+        );
         let err = Jurisdiction::new(
-            vec![node("lixia", NodeKind::District, None), node("lixia", NodeKind::District, None)],
+            vec![node("lixia/y", NodeKind::Community, Some("nowhere"))],
+            vec![],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "node lixia/y: parent nowhere is not defined"
+        );
+        let err = Jurisdiction::new(
+            vec![
+                node("lixia", NodeKind::District, None),
+                node("lixia", NodeKind::District, None),
+            ],
             vec![],
         )
         .unwrap_err();
