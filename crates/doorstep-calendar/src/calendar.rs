@@ -98,7 +98,7 @@ impl Calendar {
     /// with no `[[notice]]`, an adjusted working day (`off = false`) on a Monday–Friday, a date
     /// outside its notice's year ± 1, an empty `name` or `source`.
     pub fn from_toml_str(s: &str) -> Result<Calendar, CalendarError> {
-        let raw: RawFile = toml::from_str(s).map_err(|e| CalendarError::Toml(e.to_string()))?;
+        let raw: RawFile = toml::from_str(s).map_err(|e| CalendarError::Toml(one_line(s, &e)))?;
         let mut calendar = Calendar::default();
         for n in raw.notice {
             if n.source.trim().is_empty() {
@@ -340,6 +340,24 @@ fn toml_string(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// toml's errors span several lines with a source excerpt; logs and CLIs want one line, which names
+/// the offending line and quotes it (so a type error still names its key).
+fn one_line(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim().replace('\n', " ");
+    let Some(span) = err.span() else {
+        return message;
+    };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+    let quoted: String = line.chars().take(80).collect();
+    if quoted.is_empty() {
+        format!("line {line_no}: {message}")
+    } else {
+        format!("line {line_no} ({quoted}): {message}")
+    }
 }
 
 #[cfg(test)]

@@ -1,1 +1,175 @@
-fn main() {}
+//! `doorstep`: the command-line face of the engine.
+//!
+//! For now it answers calendar questions the way the engine computes them, so operators and scripts can
+//! check a deadline by hand: `doorstep calendar is-working-day DATE` and
+//! `doorstep calendar due --level LEVEL --from INSTANT`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, anyhow};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use clap::{Parser, Subcommand};
+use doorstep_domain::calendar::Calendar;
+use doorstep_domain::{Level, Policy, Reckoner};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "doorstep",
+    version,
+    about = "A citizen-request engine on a four-level response ladder"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The official working-day calendar and the deadlines it gives.
+    #[command(subcommand)]
+    Calendar(CalendarCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CalendarCommand {
+    /// Prints `working` or `off`, then the holiday's name where the date has one.
+    IsWorkingDay {
+        /// A local date, YYYY-MM-DD.
+        date: String,
+        /// A calendar data file to use instead of the built-in official calendar.
+        #[arg(long, value_name = "FILE")]
+        calendar: Option<String>,
+    },
+    /// Prints a level's resolve deadline for a ticket received at an instant, as RFC 3339 in the
+    /// district's offset.
+    Due {
+        /// ROUTINE, DIFFICULT, HARD or MAJOR_RISK (any case).
+        #[arg(long)]
+        level: String,
+        /// When the ticket was received, RFC 3339 in any offset (e.g. 2026-09-30T10:00:00+08:00).
+        #[arg(long)]
+        from: String,
+        /// The district's time zone (default: the policy's, Asia/Shanghai unless it says otherwise).
+        #[arg(long)]
+        tz: Option<String>,
+        /// A policy file (LADDER.md's TOML format); keys it leaves out take the defaults.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<String>,
+        /// A calendar data file to use instead of the built-in official calendar.
+        #[arg(long, value_name = "FILE")]
+        calendar: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => {
+            // --help and --version.
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            // clap explains at length; scripts want the one line that names the problem (its first
+            // paragraph, without the usage and hints that follow).
+            let rendered = err.render().to_string();
+            let line: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!("doorstep: {}", line.join(" ").trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("doorstep: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Calendar(CalendarCommand::IsWorkingDay { date, calendar }) => {
+            let calendar = load_calendar(calendar.as_deref())?;
+            let date = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").map_err(|_| {
+                anyhow!("invalid date {date:?} (expected YYYY-MM-DD, e.g. 2026-09-20)")
+            })?;
+            let verdict = calendar.day(date);
+            if verdict.fallback {
+                eprintln!(
+                    "doorstep: warning: no official calendar for {}; Monday to Friday assumed",
+                    date.format("%Y")
+                );
+            }
+            let word = if verdict.working { "working" } else { "off" };
+            match verdict.name {
+                Some(name) => println!("{word} {name}"),
+                None => println!("{word}"),
+            }
+            Ok(())
+        }
+        Command::Calendar(CalendarCommand::Due {
+            level,
+            from,
+            tz,
+            policy,
+            calendar,
+        }) => {
+            let level: Level = level.parse()?;
+            let from = DateTime::parse_from_rfc3339(from.trim())
+                .map_err(|e| {
+                    anyhow!("invalid instant {from:?} for --from: {e} (expected RFC 3339, e.g. 2026-09-30T10:00:00+08:00)")
+                })?
+                .with_timezone(&Utc);
+            let mut policy = match policy {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read policy file {path:?}"))?;
+                    Policy::from_toml(&text).with_context(|| format!("policy file {path:?}"))?
+                }
+                None => Policy::builtin(),
+            };
+            if let Some(name) = tz {
+                policy.time_zone = name
+                    .parse::<Tz>()
+                    .map_err(|_| anyhow!("unknown time zone {name:?} for --tz (expected an IANA name, e.g. Asia/Shanghai)"))?;
+            }
+            let calendar = load_calendar(calendar.as_deref())?;
+            let reckoner = Reckoner::new(&policy, &calendar);
+            let Some(limit) = policy.level(level).resolve_within else {
+                return Err(anyhow!(
+                    "level {level} has no resolve deadline in this policy (it is managed by its review cadence)"
+                ));
+            };
+            let due = reckoner.add(from, limit);
+            for year in &due.fallback_years {
+                eprintln!(
+                    "doorstep: warning: no official calendar for {year}; Monday to Friday assumed"
+                );
+            }
+            println!(
+                "{}",
+                due.value
+                    .with_timezone(&policy.time_zone)
+                    .to_rfc3339_opts(SecondsFormat::AutoSi, false)
+            );
+            Ok(())
+        }
+    }
+}
+
+fn load_calendar(path: Option<&str>) -> Result<Calendar> {
+    match path {
+        None => Ok(Calendar::official()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read calendar file {path:?}"))?;
+            Calendar::from_toml_str(&text).with_context(|| format!("calendar file {path:?}"))
+        }
+    }
+}

@@ -103,7 +103,10 @@ fn errors_name_the_key() {
     let err = |text: &str| Policy::from_toml(text).unwrap_err().to_string();
     let e = err("warning_shares = 0.5");
     assert!(e.contains("warning_shares"), "{e}");
-    assert!(e.starts_with("policy: line 1:"), "{e}");
+    assert!(
+        e.starts_with("policy: line 1 (warning_shares = 0.5): unknown field"),
+        "{e}"
+    );
     let e = err("[levels.routine]\nresolve_in = \"1h\"");
     assert!(e.contains("resolve_in") && e.contains("line 2"), "{e}");
     let e = err("[levels.difficult]\nresolve_within = \"3 wrking days\"");
