@@ -178,6 +178,10 @@ fn a_policy_renders_to_a_file_that_reads_back_the_same() {
 fn the_shipped_example_policies_read() {
     let default = include_str!("../../../deploy/examples/policy.toml");
     assert_eq!(Policy::from_toml(default).unwrap(), Policy::builtin());
-    let demo = Policy::from_toml(include_str!("../../../deploy/examples/demo-policy.toml")).unwrap();
-    assert_eq!(demo.level(Level::Routine).resolve_within, Some(Limit::Clock { seconds: 20 }));
+    let demo =
+        Policy::from_toml(include_str!("../../../deploy/examples/demo-policy.toml")).unwrap();
+    assert_eq!(
+        demo.level(Level::Routine).resolve_within,
+        Some(Limit::Clock { seconds: 20 })
+    );
 }
