@@ -508,7 +508,14 @@ impl Ticket {
             .resolve
             .as_ref()
             .is_some_and(|r| r.paused_since.is_some());
-        if paused != (self.status == Status::Suspended && self.resolve.is_some()) {
+        let running = matches!(
+            self.status,
+            Status::New | Status::Returned | Status::Dispatched | Status::InProgress
+        );
+        // A ticket merged or cancelled while suspended keeps its stopped clock, for the record.
+        if (running && paused)
+            || (self.status == Status::Suspended && self.resolve.is_some() && !paused)
+        {
             return fail("the resolve clock stands still exactly while suspended");
         }
         if let Some(r) = &self.resolve {
