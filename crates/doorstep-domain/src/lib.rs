@@ -29,3 +29,4 @@ pub use ladder::{Channel, ClockKind, Level, Satisfaction, Status, Tier};
 pub use lifecycle::{ActionError, Command, Context, Registration, register};
 pub use policy::{Limit, Policy, PolicyError};
 pub use ticket::{Caller, CoHandler, Intake, Threshold, Ticket, Timer, replay};
+pub use tree::{CatalogueEntry, District, Jurisdiction, Node, NodeKind, Person, Unit};

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{NodeCode, UnitCode};
-use crate::ladder::Tier;
+use crate::ids::{Category, NodeCode, UnitCode};
+use crate::ladder::{Level, Tier};
 
 /// A node's place in the tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -223,6 +223,48 @@ impl Jurisdiction {
             .values()
             .filter(|u| &u.node == code && !u.department)
             .collect()
+    }
+}
+
+/// One entry of the dispatch catalogue (派单目录): what intake may file, and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogueEntry {
+    /// E.g. `water.supply`.
+    pub category: Category,
+    /// E.g. "二次供水".
+    pub name: String,
+    pub default_level: Level,
+    /// `None`: the community workers assigned to the ticket's compound.
+    pub lead_unit: Option<UnitCode>,
+    /// The subtree where this entry applies; `None` = everywhere. The deepest matching entry wins.
+    pub node: Option<NodeCode>,
+}
+
+/// A whole district: its tree, units, boards and dispatch catalogue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct District {
+    pub jurisdiction: Jurisdiction,
+    pub catalogue: Vec<CatalogueEntry>,
+}
+
+/// The separator of [`Jurisdiction::node_path`]; codes never contain it.
+pub const PATH_SEPARATOR: char = '|';
+
+impl Jurisdiction {
+    /// The codes from the root down to `code`, each followed by `|`, starting with `|`:
+    /// `|lixia|lixia/jfl|lixia/jfl/jfq|`. A subtree is every path starting with its root's path, so
+    /// stores can find a subtree with one index range.
+    pub fn node_path(&self, code: &NodeCode) -> Option<String> {
+        let chain = self.ancestry(code);
+        if chain.is_empty() {
+            return None;
+        }
+        let mut path = String::from(PATH_SEPARATOR);
+        for node in chain.iter().rev() {
+            path.push_str(node.code.as_str());
+            path.push(PATH_SEPARATOR);
+        }
+        Some(path)
     }
 }
 
