@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::deadline::{AcknowledgeClock, ResolveClock, ReviewClock};
 use crate::ids::{Actor, TicketId, UnitCode};
-use crate::ladder::{ClockKind, Level, Satisfaction};
+use crate::ladder::{ClockKind, Level, Satisfaction, Status};
 use crate::ticket::{CoHandler, Intake};
 
 /// One recorded change: when, by whom, and what.
@@ -14,6 +14,9 @@ pub struct Event {
     pub at: DateTime<Utc>,
     pub actor: Actor,
     pub change: Change,
+    /// The ticket's status once this event applied (recorded for consoles and streams; the fold does
+    /// not need it).
+    pub status_after: Status,
 }
 
 /// What happened. Every figure a later fold needs (deadlines above all) is carried here, so replay

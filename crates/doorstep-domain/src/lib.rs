@@ -13,6 +13,7 @@
 
 pub use doorstep_calendar as calendar;
 
+pub mod clock;
 pub mod deadline;
 pub mod event;
 pub mod ids;
@@ -22,6 +23,7 @@ pub mod policy;
 pub mod ticket;
 pub mod tree;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use deadline::{AcknowledgeClock, Reckoner, ResolveClock, ReviewClock};
 pub use event::{Change, Dispatch, Event};
 pub use ids::{Actor, Category, InvalidField, NodeCode, TicketId, UnitCode};

@@ -229,6 +229,7 @@ pub fn register(registration: Registration, ctx: &Context<'_>) -> Result<Event, 
     Ok(Event {
         at: ctx.now,
         actor: ctx.actor.clone(),
+        status_after: Status::New,
         change: Change::Created {
             id: registration.id,
             intake: Box::new(intake),
@@ -707,15 +708,7 @@ impl Ticket {
 
     /// Decides and stamps: the events an action records, ready to append.
     pub fn act(&self, command: &Command, ctx: &Context<'_>) -> Result<Vec<Event>, ActionError> {
-        Ok(self
-            .decide(command, ctx)?
-            .into_iter()
-            .map(|change| Event {
-                at: ctx.now,
-                actor: ctx.actor.clone(),
-                change,
-            })
-            .collect())
+        Ok(self.handle(command, ctx)?.1)
     }
 
     /// Acts and applies: the ticket after the action, with the events recorded.
@@ -724,10 +717,19 @@ impl Ticket {
         command: &Command,
         ctx: &Context<'_>,
     ) -> Result<(Ticket, Vec<Event>), ActionError> {
-        let events = self.act(command, ctx)?;
+        let changes = self.decide(command, ctx)?;
         let mut next = self.clone();
-        for event in &events {
-            next.apply(event);
+        let mut events = Vec::with_capacity(changes.len());
+        for change in changes {
+            let mut event = Event {
+                at: ctx.now,
+                actor: ctx.actor.clone(),
+                change,
+                status_after: next.status,
+            };
+            next.apply(&event);
+            event.status_after = next.status;
+            events.push(event);
         }
         Ok((next, events))
     }

@@ -137,6 +137,9 @@ proptest! {
             match t.handle(&command, &w.ctx(now)) {
                 Ok((next, events)) => {
                     prop_assert_eq!(next.version, t.version + events.len() as i64);
+                    if let Some(last) = events.last() {
+                        prop_assert_eq!(last.status_after, next.status);
+                    }
                     next.check_invariants().map_err(TestCaseError::fail)?;
                     history.extend(events);
                     t = next;
