@@ -15,6 +15,7 @@ pub use doorstep_calendar as calendar;
 
 pub mod clock;
 pub mod deadline;
+pub mod district;
 pub mod event;
 pub mod ids;
 pub mod ladder;
@@ -25,6 +26,7 @@ pub mod tree;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deadline::{AcknowledgeClock, Reckoner, ResolveClock, ReviewClock};
+pub use district::{DistrictError, Route};
 pub use event::{Change, Dispatch, Event};
 pub use ids::{Actor, Category, InvalidField, NodeCode, TicketId, UnitCode};
 pub use ladder::{Channel, ClockKind, Level, Satisfaction, Status, Tier};

@@ -245,7 +245,7 @@ impl Default for Policy {
 
 /// toml's errors span several lines with a source excerpt; logs and CLIs want one line, which names
 /// the offending line and quotes it (so a type error still names its key).
-fn one_line(text: &str, err: &toml::de::Error) -> String {
+pub(crate) fn one_line(text: &str, err: &toml::de::Error) -> String {
     let message = err.message().trim().replace('\n', " ");
     let Some(span) = err.span() else {
         return message;

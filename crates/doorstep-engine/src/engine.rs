@@ -1,0 +1,760 @@
+//! The engine behind the API: intake, actions and reads in domain terms, each write one store commit.
+//! Wire types never come in here; the services convert at the edge.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use doorstep_domain::calendar::{Calendar, Notice, SpecialDay};
+use doorstep_domain::policy::DEFAULT_POLICY_TOML;
+use doorstep_domain::{
+    Actor, Channel, Clock, Command, Context, District, Event, Intake, Level, NodeCode, Policy,
+    Registration, Ticket, TicketId, UnitCode, register,
+};
+use doorstep_store::{
+    Commit, Created, NewTicket, PolicyVersion, Store, StoredEvent, TicketPage, TicketQuery,
+};
+use tokio::sync::{Notify, watch};
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+
+/// What the engine holds in memory, replaced whole when an admin call changes it.
+#[derive(Debug)]
+struct Shared {
+    district: Arc<District>,
+    calendar: Arc<Calendar>,
+    current_policy: i64,
+    policies: BTreeMap<i64, Arc<Policy>>,
+}
+
+/// An action on a ticket as the API asks for it. Everything the domain needs beyond the caller's words
+/// (owner units up the tree, the district's case owner, the catalogue's lead unit) the engine adds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Dispatch to the dispatch catalogue's lead unit for the ticket's category and place.
+    DispatchByCatalogue { reason: String },
+    /// Any other action; context fields left `None` are filled in by the engine.
+    Command(Command),
+}
+
+/// Why a deadline is what it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    pub clock: doorstep_domain::ClockKind,
+    pub due_at: chrono::DateTime<chrono::Utc>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub rule: String,
+    pub paused_seconds: i64,
+    pub extensions: u32,
+    pub calendar_fallback: bool,
+}
+
+/// A console's ticket query, before it is scoped to the caller.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListRequest {
+    pub node: Option<NodeCode>,
+    pub query: TicketQuery,
+    pub overdue_only: bool,
+}
+
+/// The engine: shared by every service and the scheduler.
+#[derive(Debug)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    shared: RwLock<Arc<Shared>>,
+    /// The highest event seq committed by this process: watch streams wait on it.
+    last_seq: watch::Sender<i64>,
+    /// Woken whenever a commit may have armed an earlier timer.
+    timers_changed: Arc<Notify>,
+}
+
+impl Engine {
+    /// Loads the district, calendar and policy from the store, seeding what a new database lacks: the
+    /// built-in official calendar years it does not have yet, and the built-in policy as version 1.
+    pub async fn open(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Engine, ApiError> {
+        let mut calendar = store.load_calendar().await?;
+        let official = Calendar::official();
+        for notice in official.notices() {
+            if !calendar.covers(notice.year) {
+                let days = official.days_of_notice(notice.year);
+                store.put_calendar_notice(notice, &days).await?;
+                calendar.put_notice(notice.clone(), days).map_err(|e| {
+                    ApiError::Internal(format!("seeding calendar {}: {e}", notice.year))
+                })?;
+            }
+        }
+        let policy = match store.policy(0).await? {
+            Some(policy) => policy,
+            None => store.put_policy(DEFAULT_POLICY_TOML, clock.now()).await?,
+        };
+        let parsed = Policy::from_toml(&policy.toml)
+            .map_err(|e| ApiError::Internal(format!("stored policy {}: {e}", policy.version)))?;
+        let district = store.load_district().await?;
+        let last = store.last_seq().await?;
+        let shared = Shared {
+            district: Arc::new(district),
+            calendar: Arc::new(calendar),
+            current_policy: policy.version,
+            policies: BTreeMap::from([(policy.version, Arc::new(parsed))]),
+        };
+        Ok(Engine {
+            store,
+            clock,
+            shared: RwLock::new(Arc::new(shared)),
+            last_seq: watch::channel(last).0,
+            timers_changed: Arc::new(Notify::new()),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    /// Notified when a commit may have armed an earlier timer (the scheduler listens).
+    pub fn timers_changed(&self) -> Arc<Notify> {
+        Arc::clone(&self.timers_changed)
+    }
+
+    /// The last committed seq, for watch streams to wait on.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.last_seq.subscribe()
+    }
+
+    fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn replace(&self, change: impl FnOnce(&Shared) -> Shared) {
+        let mut guard = self.shared.write().unwrap_or_else(|e| e.into_inner());
+        let next = change(&guard);
+        *guard = Arc::new(next);
+    }
+
+    pub fn district(&self) -> Arc<District> {
+        Arc::clone(&self.shared().district)
+    }
+
+    pub fn calendar(&self) -> Arc<Calendar> {
+        Arc::clone(&self.shared().calendar)
+    }
+
+    /// Tells watchers and the scheduler that `events` were committed.
+    pub fn published(&self, events: &[StoredEvent]) {
+        if let Some(last) = events.iter().map(|e| e.seq).max() {
+            self.last_seq.send_if_modified(|seen| {
+                let newer = last > *seen;
+                if newer {
+                    *seen = last;
+                }
+                newer
+            });
+        }
+        self.timers_changed.notify_one();
+    }
+
+    /// A policy version, from memory or the store.
+    pub async fn policy(&self, version: i64) -> Result<Arc<Policy>, ApiError> {
+        let shared = self.shared();
+        let version = if version == 0 {
+            shared.current_policy
+        } else {
+            version
+        };
+        if let Some(policy) = shared.policies.get(&version) {
+            return Ok(Arc::clone(policy));
+        }
+        let stored = self
+            .store
+            .policy(version)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("policy version {version}")))?;
+        let policy = Arc::new(
+            Policy::from_toml(&stored.toml)
+                .map_err(|e| ApiError::Internal(format!("stored policy {version}: {e}")))?,
+        );
+        let cached = Arc::clone(&policy);
+        self.replace(|s| {
+            let mut policies = s.policies.clone();
+            policies.insert(version, cached);
+            Shared {
+                district: Arc::clone(&s.district),
+                calendar: Arc::clone(&s.calendar),
+                current_policy: s.current_policy,
+                policies,
+            }
+        });
+        Ok(policy)
+    }
+
+    /// The node path of a node of the district, or an error naming the field.
+    fn node_path(
+        &self,
+        district: &District,
+        field: &'static str,
+        node: &NodeCode,
+    ) -> Result<String, ApiError> {
+        district
+            .jurisdiction
+            .node_path(node)
+            .ok_or_else(|| ApiError::invalid(field, format!("unknown jurisdiction node {node}")))
+    }
+
+    fn require_unit(
+        district: &District,
+        field: &'static str,
+        unit: &UnitCode,
+    ) -> Result<(), ApiError> {
+        match district.jurisdiction.unit(unit) {
+            Some(_) => Ok(()),
+            None => Err(ApiError::invalid(field, format!("unknown unit {unit}"))),
+        }
+    }
+
+    /// Intake: registers a ticket (idempotent on source and external reference) and dispatches it
+    /// through the dispatch catalogue. Returns the ticket and whether it is new.
+    pub async fn create_ticket(
+        &self,
+        principal: &Principal,
+        intake: Intake,
+        level_hint: Option<Level>,
+    ) -> Result<(Ticket, bool), ApiError> {
+        let intake = intake.validated()?;
+        let shared = self.shared();
+        let district = &shared.district;
+        let node_path = self.node_path(district, "node", &intake.node)?;
+        if !principal.reaches(&node_path) {
+            return Err(ApiError::PermissionDenied(format!(
+                "node {} is outside your jurisdiction",
+                intake.node
+            )));
+        }
+        let route = district
+            .route(&intake.category, &intake.node)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "category",
+                    format!(
+                        "{} is not in the dispatch catalogue for {}",
+                        intake.category, intake.node
+                    ),
+                )
+            })?;
+        if let Some(existing) = self
+            .store
+            .ticket_by_ref(intake.source, &intake.external_ref)
+            .await?
+        {
+            return Ok((existing, false));
+        }
+        let level = level_hint.unwrap_or(route.entry.default_level);
+        let policy = self.policy(shared.current_policy).await?;
+        let actor = Actor::new(principal.name.clone());
+        let ctx = Context {
+            now: self.clock.now(),
+            actor: &actor,
+            policy: &policy,
+            calendar: &shared.calendar,
+        };
+        let id = TicketId::parse(uuid::Uuid::now_v7().to_string())?;
+        let created = register(
+            Registration {
+                id,
+                intake,
+                level,
+                policy_version: shared.current_policy,
+                case_owner: Some(case_owner(district)),
+            },
+            &ctx,
+        )?;
+        let mut ticket =
+            Ticket::from_created(&created).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut events = vec![created];
+        {
+            let (next, dispatched) = ticket.handle(
+                &Command::Dispatch {
+                    unit: route.lead_unit.code.clone(),
+                    reason: format!("dispatch catalogue: {}", route.entry.category),
+                },
+                &ctx,
+            )?;
+            ticket = next;
+            events.extend(dispatched);
+        }
+        match self
+            .store
+            .create_ticket(NewTicket {
+                ticket: &ticket,
+                events: &events,
+                node_path: &node_path,
+            })
+            .await?
+        {
+            Created::New(stored) => {
+                self.published(&stored);
+                tracing::info!(ticket = %ticket.id, level = %ticket.level, node = %ticket.intake.node, "ticket registered");
+                Ok((ticket, true))
+            }
+            Created::Existing(existing) => Ok((*existing, false)),
+        }
+    }
+
+    /// Reads a ticket the principal may see; out of scope reads as not found (no existence leak).
+    pub async fn get_ticket(
+        &self,
+        principal: &Principal,
+        id: &TicketId,
+    ) -> Result<Ticket, ApiError> {
+        let ticket = self
+            .store
+            .get_ticket(id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("ticket {id}")))?;
+        if !principal.reaches(&self.ticket_path(&ticket).await?) {
+            return Err(ApiError::NotFound(format!("ticket {id}")));
+        }
+        Ok(ticket)
+    }
+
+    async fn ticket_path(&self, ticket: &Ticket) -> Result<String, ApiError> {
+        if let Some(path) = self.district().jurisdiction.node_path(&ticket.intake.node) {
+            return Ok(path);
+        }
+        Ok(self.store.node_path(&ticket.id).await?.unwrap_or_default())
+    }
+
+    /// A ticket with its whole history and the reasons for its deadlines.
+    pub async fn timeline(
+        &self,
+        principal: &Principal,
+        id: &TicketId,
+    ) -> Result<(Ticket, Vec<StoredEvent>, Vec<Explanation>), ApiError> {
+        let ticket = self.get_ticket(principal, id).await?;
+        let history = self.store.history(id).await?;
+        let explanations = explain(&ticket);
+        Ok((ticket, history, explanations))
+    }
+
+    /// One action on one ticket: validated, decided by the domain, committed if the ticket is still at
+    /// `version`.
+    pub async fn act(
+        &self,
+        principal: &Principal,
+        id: &TicketId,
+        version: i64,
+        action: Action,
+    ) -> Result<Ticket, ApiError> {
+        let ticket = self.get_ticket(principal, id).await?;
+        if version != ticket.version {
+            return Err(ApiError::Aborted(format!(
+                "ticket {id} is at version {}, not {version}: reload it and try again",
+                ticket.version
+            )));
+        }
+        let shared = self.shared();
+        let district = &shared.district;
+        let policy = self.policy(ticket.policy_version).await?;
+        let command = match action {
+            Action::DispatchByCatalogue { reason } => {
+                let route = district.route(&ticket.intake.category, &ticket.intake.node);
+                let unit = route.map(|r| r.lead_unit.code.clone()).ok_or_else(|| {
+                    ApiError::invalid(
+                        "lead_unit",
+                        format!(
+                            "the dispatch catalogue names no lead unit for {} at {}; name one",
+                            ticket.intake.category, ticket.intake.node
+                        ),
+                    )
+                })?;
+                Command::Dispatch { unit, reason }
+            }
+            Action::Command(command) => self.with_context(command, &ticket, district, &policy)?,
+        };
+        let actor = Actor::new(principal.name.clone());
+        let ctx = Context {
+            now: self.clock.now(),
+            actor: &actor,
+            policy: &policy,
+            calendar: &shared.calendar,
+        };
+        let (next, events) = ticket.handle(&command, &ctx)?;
+        self.commit(&ticket, &next, &events).await?;
+        Ok(next)
+    }
+
+    /// Persists an action's events; the reply goes out only after this returns.
+    pub async fn commit(
+        &self,
+        before: &Ticket,
+        after: &Ticket,
+        events: &[Event],
+    ) -> Result<(), ApiError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let stored = self
+            .store
+            .commit(Commit {
+                ticket: after,
+                expected_version: before.version,
+                events,
+            })
+            .await?;
+        self.published(&stored);
+        Ok(())
+    }
+
+    /// Checks the units an action names and fills in what the district knows.
+    fn with_context(
+        &self,
+        command: Command,
+        ticket: &Ticket,
+        district: &District,
+        policy: &Policy,
+    ) -> Result<Command, ApiError> {
+        Ok(match command {
+            Command::Dispatch { unit, reason } => {
+                Self::require_unit(district, "lead_unit", &unit)?;
+                Command::Dispatch { unit, reason }
+            }
+            Command::Whistle { units, reason } => {
+                for unit in &units {
+                    Self::require_unit(district, "units", unit)?;
+                }
+                Command::Whistle { units, reason }
+            }
+            Command::Escalate { reason, .. } => {
+                let owner_unit = ticket.level.next().and_then(|to| {
+                    district
+                        .owner_unit(&ticket.intake.node, policy.level(to).owner)
+                        .map(|u| u.code.clone())
+                });
+                Command::Escalate {
+                    reason,
+                    owner_unit,
+                    case_owner: Some(case_owner(district)),
+                }
+            }
+            Command::Reclassify { level, reason, .. } => Command::Reclassify {
+                level,
+                reason,
+                case_owner: Some(case_owner(district)),
+            },
+            Command::Merge { into, reason } => Command::Merge { into, reason },
+            other => other,
+        })
+    }
+
+    /// A console's list, scoped to the principal.
+    pub async fn list_tickets(
+        &self,
+        principal: &Principal,
+        request: ListRequest,
+    ) -> Result<TicketPage, ApiError> {
+        let district = self.district();
+        let requested = match &request.node {
+            Some(node) => Some(self.node_path(&district, "node", node)?),
+            None => None,
+        };
+        let mut query = request.query;
+        query.subtree = principal.narrow(requested)?;
+        if request.overdue_only {
+            query.overdue_at = Some(self.clock.now());
+        }
+        Ok(self.store.list_tickets(&query).await?)
+    }
+
+    /// The subtree path a watch or export covers, scoped to the principal.
+    pub fn subtree(
+        &self,
+        principal: &Principal,
+        node: Option<&NodeCode>,
+    ) -> Result<Option<String>, ApiError> {
+        let district = self.district();
+        let requested = match node {
+            Some(node) => Some(self.node_path(&district, "node", node)?),
+            None => None,
+        };
+        principal.narrow(requested)
+    }
+
+    pub async fn events_after(
+        &self,
+        subtree: Option<&str>,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, ApiError> {
+        Ok(self.store.events_after(subtree, after_seq, limit).await?)
+    }
+
+    /// Validates and stores a whole district, then serves it.
+    pub async fn import_district(
+        &self,
+        toml: &str,
+    ) -> Result<doorstep_store::ImportCounts, ApiError> {
+        let district =
+            District::from_toml(toml).map_err(|e| ApiError::invalid("toml", e.to_string()))?;
+        let counts = self.store.import_district(&district).await?;
+        let district = Arc::new(self.store.load_district().await?);
+        self.replace(|s| Shared {
+            district,
+            calendar: Arc::clone(&s.calendar),
+            current_policy: s.current_policy,
+            policies: s.policies.clone(),
+        });
+        Ok(counts)
+    }
+
+    /// Replaces one year's official calendar data.
+    pub async fn put_calendar_notice(
+        &self,
+        notice: Notice,
+        days: Vec<SpecialDay>,
+    ) -> Result<(), ApiError> {
+        let mut calendar = (*self.calendar()).clone();
+        calendar
+            .put_notice(notice.clone(), days.clone())
+            .map_err(|e| ApiError::invalid("days", e.to_string()))?;
+        self.store.put_calendar_notice(&notice, &days).await?;
+        let calendar = Arc::new(calendar);
+        self.replace(|s| Shared {
+            district: Arc::clone(&s.district),
+            calendar,
+            current_policy: s.current_policy,
+            policies: s.policies.clone(),
+        });
+        tracing::info!(
+            year = notice.year,
+            days = days.len(),
+            "calendar year replaced"
+        );
+        Ok(())
+    }
+
+    /// Stores a new policy version; new tickets are judged under it, open ones keep theirs.
+    pub async fn put_policy(&self, toml: &str) -> Result<PolicyVersion, ApiError> {
+        let policy =
+            Policy::from_toml(toml).map_err(|e| ApiError::invalid("toml", e.to_string()))?;
+        let stored = self.store.put_policy(toml, self.clock.now()).await?;
+        let version = stored.version;
+        let policy = Arc::new(policy);
+        self.replace(|s| {
+            let mut policies = s.policies.clone();
+            policies.insert(version, policy);
+            Shared {
+                district: Arc::clone(&s.district),
+                calendar: Arc::clone(&s.calendar),
+                current_policy: version,
+                policies,
+            }
+        });
+        tracing::info!(version, "policy version stored");
+        Ok(stored)
+    }
+
+    pub async fn policy_version(&self, version: i64) -> Result<PolicyVersion, ApiError> {
+        let version = if version == 0 {
+            self.shared().current_policy
+        } else {
+            version
+        };
+        self.store
+            .policy(version)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("policy version {version}")))
+    }
+
+    /// Looks up an existing ticket by its source reference (for intake retries).
+    pub async fn ticket_by_ref(
+        &self,
+        source: Channel,
+        external_ref: &str,
+    ) -> Result<Option<Ticket>, ApiError> {
+        Ok(self.store.ticket_by_ref(source, external_ref).await?)
+    }
+}
+
+/// What firing one timer did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fired {
+    /// The events recorded (a warning, a breach and its escalation, a missed review, a closing).
+    Recorded(Vec<StoredEvent>),
+    /// The clock moved on since the timer was armed (resolved, suspended, extended, re-dispatched) or
+    /// the ticket is gone: nothing to do.
+    Stale,
+}
+
+/// How often firing re-reads a ticket that a concurrent command changed under it.
+const FIRE_ATTEMPTS: usize = 5;
+
+impl Engine {
+    /// Fires one due timer through the domain, which re-checks the ticket's current state, and commits
+    /// the result. A breach escalates one rung from the breach instant; exactly once, because the commit
+    /// is checked against the version the decision was made on (a concurrent scheduler or command makes
+    /// this one re-read and find the clock already moved).
+    pub async fn fire(
+        &self,
+        ticket_id: &TicketId,
+        timer: &doorstep_domain::Timer,
+    ) -> Result<Fired, ApiError> {
+        use doorstep_domain::Threshold;
+        for _ in 0..FIRE_ATTEMPTS {
+            let Some(ticket) = self.store.get_ticket(ticket_id).await? else {
+                return Ok(Fired::Stale);
+            };
+            let shared = self.shared();
+            let district = &shared.district;
+            let policy = self.policy(ticket.policy_version).await?;
+            let command = match timer.threshold {
+                Threshold::Warning => Command::FireWarning {
+                    clock: timer.clock,
+                    unit: timer.unit.clone(),
+                    due_at: timer.due_at,
+                },
+                Threshold::Breach => Command::FireBreach {
+                    clock: timer.clock,
+                    unit: timer.unit.clone(),
+                    due_at: timer.due_at,
+                    owner_unit: ticket.level.next().and_then(|to| {
+                        district
+                            .owner_unit(&ticket.intake.node, policy.level(to).owner)
+                            .map(|u| u.code.clone())
+                    }),
+                    case_owner: Some(case_owner(district)),
+                    supervisor: ticket
+                        .lead_unit
+                        .as_ref()
+                        .and_then(|lead| district.jurisdiction.unit(lead))
+                        .and_then(|lead| lead.supervisor.clone()),
+                },
+            };
+            let actor = Actor::scheduler();
+            let ctx = Context {
+                now: self.clock.now(),
+                actor: &actor,
+                policy: &policy,
+                calendar: &shared.calendar,
+            };
+            let (next, events) = ticket.handle(&command, &ctx)?;
+            if events.is_empty() {
+                return Ok(Fired::Stale);
+            }
+            match self
+                .store
+                .commit(Commit {
+                    ticket: &next,
+                    expected_version: ticket.version,
+                    events: &events,
+                })
+                .await
+            {
+                Ok(stored) => {
+                    self.published(&stored);
+                    return Ok(Fired::Recorded(stored));
+                }
+                Err(doorstep_store::StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::Aborted(format!(
+            "ticket {ticket_id} kept changing while a timer fired; it will be retried"
+        )))
+    }
+}
+
+/// The district's named case owner for MAJOR_RISK tickets. A district without one on its board still
+/// takes the ticket: it is filed under the district office, flagged for a supervisor to name one.
+fn case_owner(district: &District) -> String {
+    district
+        .case_owner()
+        .unwrap_or_else(|| "unassigned: the district board names no case owner".to_owned())
+}
+
+/// Why each running clock's deadline is what it is.
+pub fn explain(ticket: &Ticket) -> Vec<Explanation> {
+    use doorstep_domain::ClockKind;
+    let mut out = Vec::new();
+    if let Some(r) = &ticket.resolve {
+        out.push(Explanation {
+            clock: ClockKind::Resolve,
+            due_at: r.due_at,
+            started_at: r.started_at,
+            rule: r.rule(),
+            paused_seconds: r.paused_seconds,
+            extensions: ticket.extensions,
+            calendar_fallback: !r.fallback_years.is_empty(),
+        });
+    }
+    if let Some(a) = &ticket.acknowledge {
+        out.push(Explanation {
+            clock: ClockKind::Acknowledge,
+            due_at: a.due_at,
+            started_at: a.started_at,
+            rule: format!(
+                "sign-for by {} within {} of dispatch",
+                ticket
+                    .lead_unit
+                    .as_ref()
+                    .map_or("the lead unit", |u| u.as_str()),
+                a.limit
+            ),
+            paused_seconds: 0,
+            extensions: 0,
+            calendar_fallback: !a.fallback_years.is_empty(),
+        });
+    }
+    for c in ticket
+        .co_handlers
+        .iter()
+        .filter(|c| c.reported_in_at.is_none())
+    {
+        out.push(Explanation {
+            clock: ClockKind::ReportIn,
+            due_at: c.report_in.due_at,
+            started_at: c.called_at,
+            rule: format!(
+                "{} reports in within {} of the whistle",
+                c.unit, c.report_in.limit
+            ),
+            paused_seconds: 0,
+            extensions: 0,
+            calendar_fallback: !c.report_in.fallback_years.is_empty(),
+        });
+    }
+    if let (Level::MajorRisk, Some(review)) = (ticket.level, &ticket.review) {
+        out.push(Explanation {
+            clock: ClockKind::Review,
+            due_at: review.due_at,
+            started_at: ticket.updated_at,
+            rule: format!(
+                "MAJOR_RISK: the case owner reviews progress every {}",
+                review.every
+            ),
+            paused_seconds: 0,
+            extensions: 0,
+            calendar_fallback: !review.fallback_years.is_empty(),
+        });
+    }
+    if let (doorstep_domain::Status::Resolved, Some(due), Some(resolved)) =
+        (ticket.status, ticket.callback_due_at, ticket.resolved_at)
+    {
+        out.push(Explanation {
+            clock: ClockKind::Callback,
+            due_at: due,
+            started_at: resolved,
+            rule: "closes unless a callback comes within the callback window".into(),
+            paused_seconds: 0,
+            extensions: 0,
+            calendar_fallback: false,
+        });
+    }
+    out
+}

@@ -1,0 +1,208 @@
+//! AdminService: the district definition, official calendar years and policy versions.
+
+use std::sync::Arc;
+
+use doorstep_proto::v1 as w;
+use doorstep_proto::v1::admin_service_server::AdminService;
+use tonic::{Request, Response, Status};
+
+use crate::convert;
+use doorstep_engine::auth::Authenticator;
+use doorstep_engine::engine::Engine;
+use doorstep_engine::error::ApiError;
+
+/// The largest district or policy file accepted, in bytes.
+pub const MAX_TOML_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Admin {
+    engine: Arc<Engine>,
+    auth: Arc<dyn Authenticator>,
+}
+
+impl Admin {
+    pub fn new(engine: Arc<Engine>, auth: Arc<dyn Authenticator>) -> Self {
+        Admin { engine, auth }
+    }
+}
+
+fn toml_field(text: &str) -> Result<&str, ApiError> {
+    if text.trim().is_empty() {
+        return Err(ApiError::invalid("toml", "is required"));
+    }
+    if text.len() > MAX_TOML_BYTES {
+        return Err(ApiError::invalid(
+            "toml",
+            format!("is {} bytes, at most {MAX_TOML_BYTES}", text.len()),
+        ));
+    }
+    Ok(text)
+}
+
+#[tonic::async_trait]
+impl AdminService for Admin {
+    async fn import_district(
+        &self,
+        request: Request<w::ImportDistrictRequest>,
+    ) -> Result<Response<w::ImportDistrictResponse>, Status> {
+        self.auth.authenticate(request.metadata())?;
+        let counts = self
+            .engine
+            .import_district(toml_field(&request.get_ref().toml)?)
+            .await?;
+        Ok(Response::new(w::ImportDistrictResponse {
+            nodes: counts.nodes as i32,
+            units: counts.units as i32,
+            people: counts.people as i32,
+            catalogue_entries: counts.catalogue_entries as i32,
+        }))
+    }
+
+    async fn list_nodes(
+        &self,
+        request: Request<w::ListNodesRequest>,
+    ) -> Result<Response<w::ListNodesResponse>, Status> {
+        let principal = self.auth.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        let parent = convert::opt_node("parent", &req.parent)?;
+        let district = self.engine.district();
+        let tree = &district.jurisdiction;
+        if let Some(parent) = &parent
+            && tree.node(parent).is_none()
+        {
+            return Err(ApiError::NotFound(format!("node {parent}")).into());
+        }
+        let nodes = tree
+            .nodes()
+            .filter(|n| match (&parent, req.recursive) {
+                (None, false) => n.parent.is_none(),
+                (None, true) => true,
+                (Some(p), false) => n.parent.as_ref() == Some(p),
+                (Some(p), true) => &n.code != p && tree.is_within(&n.code, p),
+            })
+            .filter(|n| {
+                tree.node_path(&n.code)
+                    .is_some_and(|path| principal.reaches(&path))
+            })
+            .map(convert::wire_node)
+            .collect();
+        Ok(Response::new(w::ListNodesResponse { nodes }))
+    }
+
+    async fn get_node(
+        &self,
+        request: Request<w::GetNodeRequest>,
+    ) -> Result<Response<w::Node>, Status> {
+        let principal = self.auth.authenticate(request.metadata())?;
+        let code = convert::node("code", &request.get_ref().code)?;
+        let district = self.engine.district();
+        let tree = &district.jurisdiction;
+        match (tree.node(&code), tree.node_path(&code)) {
+            (Some(node), Some(path)) if principal.reaches(&path) => {
+                Ok(Response::new(convert::wire_node(node)))
+            }
+            _ => Err(ApiError::NotFound(format!("node {code}")).into()),
+        }
+    }
+
+    async fn list_units(
+        &self,
+        request: Request<w::ListUnitsRequest>,
+    ) -> Result<Response<w::ListUnitsResponse>, Status> {
+        self.auth.authenticate(request.metadata())?;
+        let node = convert::opt_node("node", &request.get_ref().node)?;
+        let district = self.engine.district();
+        let units = district
+            .jurisdiction
+            .units()
+            .filter(|u| node.as_ref().is_none_or(|n| &u.node == n))
+            .map(convert::wire_unit)
+            .collect();
+        Ok(Response::new(w::ListUnitsResponse { units }))
+    }
+
+    async fn list_catalogue(
+        &self,
+        request: Request<w::ListCatalogueRequest>,
+    ) -> Result<Response<w::ListCatalogueResponse>, Status> {
+        self.auth.authenticate(request.metadata())?;
+        let district = self.engine.district();
+        Ok(Response::new(w::ListCatalogueResponse {
+            entries: district
+                .catalogue
+                .iter()
+                .map(convert::wire_catalogue)
+                .collect(),
+        }))
+    }
+
+    async fn put_calendar_year(
+        &self,
+        request: Request<w::CalendarYear>,
+    ) -> Result<Response<w::CalendarYear>, Status> {
+        self.auth.authenticate(request.metadata())?;
+        let (notice, days) = convert::calendar_year(request.into_inner())?;
+        let year = notice.year;
+        self.engine.put_calendar_notice(notice, days).await?;
+        let calendar = self.engine.calendar();
+        let notice = calendar
+            .notice(year)
+            .ok_or_else(|| ApiError::Internal(format!("calendar year {year} missing after put")))?;
+        Ok(Response::new(convert::wire_calendar_year(
+            notice,
+            &calendar.days_of_notice(year),
+        )))
+    }
+
+    async fn get_calendar_year(
+        &self,
+        request: Request<w::GetCalendarYearRequest>,
+    ) -> Result<Response<w::CalendarYear>, Status> {
+        self.auth.authenticate(request.metadata())?;
+        let year = request.get_ref().year;
+        let calendar = self.engine.calendar();
+        let notice = calendar.notice(year).ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "calendar year {year} (Monday to Friday is assumed)"
+            ))
+        })?;
+        Ok(Response::new(convert::wire_calendar_year(
+            notice,
+            &calendar.days_of_notice(year),
+        )))
+    }
+
+    async fn put_policy(
+        &self,
+        request: Request<w::PutPolicyRequest>,
+    ) -> Result<Response<w::Policy>, Status> {
+        self.auth.authenticate(request.metadata())?;
+        let stored = self
+            .engine
+            .put_policy(toml_field(&request.get_ref().toml)?)
+            .await?;
+        Ok(Response::new(wire_policy(stored)))
+    }
+
+    async fn get_policy(
+        &self,
+        request: Request<w::GetPolicyRequest>,
+    ) -> Result<Response<w::Policy>, Status> {
+        self.auth.authenticate(request.metadata())?;
+        let version = request.get_ref().version;
+        if version < 0 {
+            return Err(ApiError::invalid("version", "must not be negative").into());
+        }
+        Ok(Response::new(wire_policy(
+            self.engine.policy_version(version).await?,
+        )))
+    }
+}
+
+fn wire_policy(p: doorstep_store::PolicyVersion) -> w::Policy {
+    w::Policy {
+        version: p.version,
+        toml: p.toml,
+        created_at: Some(convert::timestamp(p.created_at)),
+    }
+}

@@ -1,0 +1,531 @@
+//! TicketService: intake, console reads, every lifecycle action, and the resumable event stream.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use doorstep_domain::{Command, TicketId};
+use doorstep_proto::v1 as w;
+use doorstep_proto::v1::ticket_service_server::TicketService;
+use doorstep_store::TicketQuery;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::convert;
+use doorstep_engine::auth::{Authenticator, Principal};
+use doorstep_engine::engine::{Action, Engine, ListRequest};
+use doorstep_engine::error::ApiError;
+
+/// How many events a watch reads from the store at a time.
+const WATCH_BATCH: u32 = 500;
+/// A watch re-checks the store at least this often, to see commits made by other replicas.
+const WATCH_POLL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct Tickets {
+    engine: Arc<Engine>,
+    auth: Arc<dyn Authenticator>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Tickets {
+    pub fn new(
+        engine: Arc<Engine>,
+        auth: Arc<dyn Authenticator>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        Tickets {
+            engine,
+            auth,
+            shutdown,
+        }
+    }
+
+    fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        Ok(self.auth.authenticate(request.metadata())?)
+    }
+
+    /// Runs one action and answers the ticket as it is after it.
+    async fn act(
+        &self,
+        principal: &Principal,
+        id: &str,
+        version: i64,
+        action: Action,
+    ) -> Result<Response<w::Ticket>, Status> {
+        let id = convert::ticket_id("id", id)?;
+        if version <= 0 {
+            return Err(ApiError::invalid(
+                "version",
+                "is required: the version of the ticket as last seen",
+            )
+            .into());
+        }
+        let ticket = self.engine.act(principal, &id, version, action).await?;
+        Ok(Response::new(convert::ticket(
+            &ticket,
+            self.engine.now(),
+            principal,
+        )))
+    }
+
+    /// The common shape: a ticket action whose command depends only on the request.
+    async fn simple(
+        &self,
+        request: Request<w::TicketAction>,
+        command: impl FnOnce(&w::TicketAction) -> Result<Command, ApiError>,
+    ) -> Result<Response<w::Ticket>, Status> {
+        let principal = self.principal(&request)?;
+        let req = request.into_inner();
+        let command = command(&req)?;
+        self.act(&principal, &req.id, req.version, Action::Command(command))
+            .await
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<w::Event, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl TicketService for Tickets {
+    async fn create_ticket(
+        &self,
+        request: Request<w::CreateTicketRequest>,
+    ) -> Result<Response<w::CreateTicketResponse>, Status> {
+        let principal = self.principal(&request)?;
+        let (intake, level_hint) = convert::intake(request.into_inner())?;
+        let (ticket, created) = self
+            .engine
+            .create_ticket(&principal, intake, level_hint)
+            .await?;
+        Ok(Response::new(w::CreateTicketResponse {
+            ticket: Some(convert::ticket(&ticket, self.engine.now(), &principal)),
+            created,
+        }))
+    }
+
+    async fn get_ticket(
+        &self,
+        request: Request<w::GetTicketRequest>,
+    ) -> Result<Response<w::Ticket>, Status> {
+        let principal = self.principal(&request)?;
+        let id = convert::ticket_id("id", &request.get_ref().id)?;
+        let ticket = self.engine.get_ticket(&principal, &id).await?;
+        Ok(Response::new(convert::ticket(
+            &ticket,
+            self.engine.now(),
+            &principal,
+        )))
+    }
+
+    async fn get_timeline(
+        &self,
+        request: Request<w::GetTimelineRequest>,
+    ) -> Result<Response<w::Timeline>, Status> {
+        let principal = self.principal(&request)?;
+        let id = convert::ticket_id("id", &request.get_ref().id)?;
+        let (ticket, history, explanations) = self.engine.timeline(&principal, &id).await?;
+        Ok(Response::new(w::Timeline {
+            ticket: Some(convert::ticket(&ticket, self.engine.now(), &principal)),
+            events: history.iter().map(convert::event).collect(),
+            deadlines: explanations.iter().map(convert::explanation).collect(),
+        }))
+    }
+
+    async fn list_tickets(
+        &self,
+        request: Request<w::ListTicketsRequest>,
+    ) -> Result<Response<w::ListTicketsResponse>, Status> {
+        let principal = self.principal(&request)?;
+        let req = request.into_inner();
+        let limit = match req.page_size {
+            0 => 50,
+            n @ 1..=1000 => n as u32,
+            n => {
+                return Err(ApiError::invalid(
+                    "page_size",
+                    format!("{n} must be between 1 and 1000"),
+                )
+                .into());
+            }
+        };
+        let query = TicketQuery {
+            subtree: None,
+            statuses: req
+                .statuses
+                .iter()
+                .map(|s| convert::status("statuses", *s))
+                .collect::<Result<_, _>>()?,
+            levels: req
+                .levels
+                .iter()
+                .map(|l| convert::level("levels", *l))
+                .collect::<Result<_, _>>()?,
+            unit: match req.unit.trim() {
+                "" => None,
+                unit => Some(convert::unit("unit", unit)?),
+            },
+            overdue_at: None,
+            due_before: convert::instant("due_before", req.due_before.as_ref())?,
+            after: convert::parse_page_token(&req.page_token)?,
+            limit,
+        };
+        let page = self
+            .engine
+            .list_tickets(
+                &principal,
+                ListRequest {
+                    node: convert::opt_node("node", &req.node)?,
+                    query,
+                    overdue_only: req.overdue_only,
+                },
+            )
+            .await?;
+        let now = self.engine.now();
+        Ok(Response::new(w::ListTicketsResponse {
+            tickets: page
+                .tickets
+                .iter()
+                .map(|t| convert::ticket(t, now, &principal))
+                .collect(),
+            next_page_token: convert::page_token(page.next),
+        }))
+    }
+
+    type WatchEventsStream = EventStream;
+
+    async fn watch_events(
+        &self,
+        request: Request<w::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let principal = self.principal(&request)?;
+        let req = request.into_inner();
+        if req.after_seq < 0 {
+            return Err(ApiError::invalid("after_seq", "must not be negative").into());
+        }
+        let subtree = self
+            .engine
+            .subtree(&principal, convert::opt_node("node", &req.node)?.as_ref())?;
+        // Subscribe before reading, so no commit can slip between the read and the wait.
+        let mut committed = self.engine.subscribe();
+        let mut cursor = match req.after_seq {
+            0 => self
+                .engine
+                .store()
+                .last_seq()
+                .await
+                .map_err(ApiError::from)?,
+            n => n,
+        };
+        let (tx, rx) = mpsc::channel(64);
+        let engine = Arc::clone(&self.engine);
+        let mut shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                committed.borrow_and_update();
+                let batch = match engine
+                    .events_after(subtree.as_deref(), cursor, WATCH_BATCH)
+                    .await
+                {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::from(e))).await;
+                        return;
+                    }
+                };
+                let full = batch.len() == WATCH_BATCH as usize;
+                for event in &batch {
+                    if tx.send(Ok(convert::event(event))).await.is_err() {
+                        return;
+                    }
+                    cursor = event.seq;
+                }
+                if full {
+                    continue;
+                }
+                tokio::select! {
+                    _ = committed.changed() => {}
+                    _ = tokio::time::sleep(WATCH_POLL) => {}
+                    _ = tx.closed() => return,
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn dispatch_ticket(
+        &self,
+        request: Request<w::DispatchTicketRequest>,
+    ) -> Result<Response<w::Ticket>, Status> {
+        let principal = self.principal(&request)?;
+        let req = request.into_inner();
+        let action = match req.lead_unit.trim() {
+            "" => Action::DispatchByCatalogue { reason: req.reason },
+            unit => Action::Command(Command::Dispatch {
+                unit: convert::unit("lead_unit", unit)?,
+                reason: req.reason,
+            }),
+        };
+        self.act(&principal, &req.id, req.version, action).await
+    }
+
+    async fn acknowledge_ticket(
+        &self,
+        request: Request<w::TicketAction>,
+    ) -> Result<Response<w::Ticket>, Status> {
+        self.simple(request, |r| {
+            Ok(Command::Acknowledge {
+                unit: convert::unit("unit", &r.unit)?,
+            })
+        })
+        .await
+    }
+
+    async fn return_ticket(
+        &self,
+        request: Request<w::TicketAction>,
+    ) -> Result<Response<w::Ticket>, Status> {
+        self.simple(request, |r| {
+            Ok(Command::Return {
+                unit: convert::unit("unit", &r.unit)?,
+                reason: r.reason.clone(),
+            })
+        })
+        .await
+    }
+
+    async fn suspend_ticket(
+        &self,
+        request: Request<w::TicketAction>,
+    ) -> Result<Response<w::Ticket>, Status> {
+        self.simple(request, |r| {
+            Ok(Command::Suspend {
+                reason: r.reason.clone(),
+            })
+        })
+        .await
+    }
+
+    async fn resume_ticket(
+        &self,
+        request: Request<w::TicketAction>,
+    ) -> Result<Response<w::Ticket>, Status> {
+        self.simple(request, |r| {
+            Ok(Command::Resume {
+                reason: r.reason.clone(),
+            })
+        })
+        .await
+    }
+
+    async fn request_extension(
+        &self,
+        request: Request<w::RequestExtensionRequest>,
+    ) -> Result<Response<w::Ticket>, Status> {
+        let principal = self.principal(&request)?;
+        let req = request.into_inner();
+        let days = u32::try_from(req.extra_working_days)
+            .ok()
+            .filter(|d| *d > 0)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "extra_working_days",
+                    format!("{} must be above 0", req.extra_working_days),
+                )
+            })?;
+        let command = Command::RequestExtension {
+            days,
+            reason: req.reason,
+        };
+        self.act(&principal, &req.id, req.version, Action::Command(command))
+            .await
+    }
+
+    async fn decide_extension(
+        &self,
+        request: Request<w::DecideExtensionRequest>,
+    ) -> Result<Response<w::Ticket>, Status> {
+        let principal = self.principal(&request)?;
+        let req = request.into_inner();
+        let command = Command::DecideExtension {
+            approve: req.approve,
+            reason: req.reason,
+        };
+        self.act(&principal, &req.id, req.version, Action::Command(command))
+            .await
+    }
+
+    async fn whistle_ticket(
+        &self,
+        request: Request<w::WhistleTicketRequest>,
+    ) -> Result<Response<w::Ticket>, Status> {
+        let principal = self.principal(&request)?;
+        let req = request.into_inner();
+        if req.units.len() > doorstep_domain::lifecycle::MAX_WHISTLE_UNITS {
+            return Err(ApiError::invalid(
+                "units",
+                format!(
+                    "{} units, at most {}",
+                    req.units.len(),
+                    doorstep_domain::lifecycle::MAX_WHISTLE_UNITS
+                ),
+            )
+            .into());
+        }
+        let units = req
+            .units
+            .iter()
+            .map(|u| convert::unit("units", u))
+            .collect::<Result<Vec<_>, _>>()?;
+        let command = Command::Whistle {
+            units,
+            reason: req.reason,
+        };
+        self.act(&principal, &req.id, req.version, Action::Command(command))
+            .await
+    }
+
+    async fn report_in(
+        &self,
+        request: Request<w::TicketAction>,
+    ) -> Result<Response<w::Ticket>, Status> {
+        self.simple(request, |r| {
+            Ok(Command::ReportIn {
+                unit: convert::unit("unit", &r.unit)?,
+            })
+        })
+        .await
+    }
+
+    async fn urge_ticket(
+        &self,
+        request: Request<w::TicketAction>,
+    ) -> Result<Response<w::Ticket>, Status> {
+        self.simple(request, |r| {
+            Ok(Command::Urge {
+                reason: r.reason.clone(),
+            })
+        })
+        .await
+    }
+
+    async fn supervise_ticket(
+        &self,
+        request: Request<w::TicketAction>,
+    ) -> Result<Response<w::Ticket>, Status> {
+        self.simple(request, |r| {
+            Ok(Command::Supervise {
+                reason: r.reason.clone(),
+            })
+        })
+        .await
+    }
+
+    async fn escalate_ticket(
+        &self,
+        request: Request<w::TicketAction>,
+    ) -> Result<Response<w::Ticket>, Status> {
+        self.simple(request, |r| {
+            Ok(Command::Escalate {
+                reason: r.reason.clone(),
+                owner_unit: None,
+                case_owner: None,
+            })
+        })
+        .await
+    }
+
+    async fn reclassify_ticket(
+        &self,
+        request: Request<w::ReclassifyTicketRequest>,
+    ) -> Result<Response<w::Ticket>, Status> {
+        let principal = self.principal(&request)?;
+        let req = request.into_inner();
+        let command = Command::Reclassify {
+            level: convert::level("level", req.level)?,
+            reason: req.reason,
+            case_owner: None,
+        };
+        self.act(&principal, &req.id, req.version, Action::Command(command))
+            .await
+    }
+
+    async fn resolve_ticket(
+        &self,
+        request: Request<w::ResolveTicketRequest>,
+    ) -> Result<Response<w::Ticket>, Status> {
+        let principal = self.principal(&request)?;
+        let req = request.into_inner();
+        let command = Command::Resolve {
+            resolution: req.resolution,
+        };
+        self.act(&principal, &req.id, req.version, Action::Command(command))
+            .await
+    }
+
+    async fn record_callback(
+        &self,
+        request: Request<w::RecordCallbackRequest>,
+    ) -> Result<Response<w::Ticket>, Status> {
+        let principal = self.principal(&request)?;
+        let req = request.into_inner();
+        let command = Command::RecordCallback {
+            satisfaction: convert::satisfaction("satisfaction", req.satisfaction)?,
+            matter_solved: req.matter_solved,
+            comment: req.comment,
+        };
+        self.act(&principal, &req.id, req.version, Action::Command(command))
+            .await
+    }
+
+    async fn merge_ticket(
+        &self,
+        request: Request<w::MergeTicketRequest>,
+    ) -> Result<Response<w::Ticket>, Status> {
+        let principal = self.principal(&request)?;
+        let req = request.into_inner();
+        let into: TicketId = convert::ticket_id("into_id", &req.into_id)?;
+        // The ticket it duplicates must exist where the caller can see it.
+        self.engine
+            .get_ticket(&principal, &into)
+            .await
+            .map_err(|e| match e {
+                ApiError::NotFound(_) => {
+                    ApiError::invalid("into_id", format!("ticket {into} not found"))
+                }
+                other => other,
+            })?;
+        let command = Command::Merge {
+            into,
+            reason: req.reason,
+        };
+        self.act(&principal, &req.id, req.version, Action::Command(command))
+            .await
+    }
+
+    async fn cancel_ticket(
+        &self,
+        request: Request<w::TicketAction>,
+    ) -> Result<Response<w::Ticket>, Status> {
+        self.simple(request, |r| {
+            Ok(Command::Cancel {
+                reason: r.reason.clone(),
+            })
+        })
+        .await
+    }
+
+    async fn add_note(
+        &self,
+        request: Request<w::TicketAction>,
+    ) -> Result<Response<w::Ticket>, Status> {
+        self.simple(request, |r| {
+            Ok(Command::AddNote {
+                text: r.reason.clone(),
+            })
+        })
+        .await
+    }
+}
