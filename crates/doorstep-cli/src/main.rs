@@ -1,8 +1,12 @@
 //! `doorstep`: the command-line face of the engine.
 //!
-//! For now it answers calendar questions the way the engine computes them, so operators and scripts can
-//! check a deadline by hand: `doorstep calendar is-working-day DATE` and
-//! `doorstep calendar due --level LEVEL --from INSTANT`.
+//! - `doorstep serve`: the gRPC service (see the `serve` module);
+//! - `doorstep migrate --database-url URL`: applies the database migrations and says what it did;
+//! - `doorstep calendar is-working-day DATE` and `doorstep calendar due --level LEVEL --from INSTANT`:
+//!   calendar questions answered the way the engine computes them, so operators and scripts can check a
+//!   deadline by hand.
+
+mod serve;
 
 use std::process::ExitCode;
 
@@ -26,6 +30,20 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Runs the gRPC service (TicketService, AdminService, health, reflection).
+    Serve(serve::ServeArgs),
+    /// Runs the SLA scheduler alone (several may run on one PostgreSQL).
+    Sla {
+        /// sqlite://PATH or postgres://...
+        #[arg(long, env = "DOORSTEP_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+    },
+    /// Applies the database migrations and reports what it did.
+    Migrate {
+        /// sqlite://PATH or postgres://...
+        #[arg(long, env = "DOORSTEP_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+    },
     /// The official working-day calendar and the deadlines it gives.
     #[command(subcommand)]
     Calendar(CalendarCommand),
@@ -94,6 +112,24 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Serve(args) => {
+            init_logging();
+            runtime()?.block_on(serve::run(args))
+        }
+        Command::Sla { database_url } => {
+            init_logging();
+            runtime()?.block_on(serve::run_sla(&database_url))
+        }
+        Command::Migrate { database_url } => {
+            init_logging();
+            runtime()?.block_on(async {
+                let report = doorstep_store::migrate(&database_url)
+                    .await
+                    .map_err(|e| anyhow!("{e}"))?;
+                println!("{report}");
+                Ok(())
+            })
+        }
         Command::Calendar(CalendarCommand::IsWorkingDay { date, calendar }) => {
             let calendar = load_calendar(calendar.as_deref())?;
             let date = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").map_err(|_| {
@@ -161,6 +197,25 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Logs go to stderr; `DOORSTEP_LOG` (or `RUST_LOG`) sets the filter, `info` by default.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("DOORSTEP_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn load_calendar(path: Option<&str>) -> Result<Calendar> {

@@ -4,6 +4,32 @@
 //! Every command is one transaction: its events are appended to the history, the ticket's projection is
 //! updated (checked against the version the caller last saw) and the ticket's timers are replaced by
 //! [`Ticket::timers`], together. A call returns only after the commit.
+//!
+//! Layout:
+//! - this file: the [`Store`] trait and the types it speaks;
+//! - `connect`: [`connect`] and [`migrate`], choosing the backend from the URL scheme, and
+//!   [`ConnectOptions`];
+//! - `sqlite`: the embedded backend (one group-committing writer task, a read pool);
+//! - `postgres`: the production backend (a pool; the `event_seq` counter row orders commits);
+//! - `migrations`: the schemas, embedded from the top-level `migrations/sqlite` and
+//!   `migrations/postgres` folders and applied by sqlx's migrator;
+//! - `sql`, `codec`, `district`, `error`: the SQL text, the row encodings and the sqlx error
+//!   mapping both backends share;
+//! - `testing` (feature `testing`): a throwaway PostgreSQL cluster for tests and benchmarks.
+//!
+//! Both backends store instants as epoch milliseconds, a ticket and each event whole as JSON beside
+//! the columns that queries filter on, and node paths so that a subtree is one index range.
+
+mod codec;
+mod connect;
+mod district;
+mod error;
+mod migrations;
+mod postgres;
+mod sql;
+mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::fmt;
 
@@ -37,6 +63,9 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(String),
 }
+
+pub use connect::{ConnectOptions, SqliteSync, connect, migrate, redact};
+pub use migrations::MigrationReport;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -152,10 +181,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The highest seq written so far (0 for none).
     async fn last_seq(&self) -> Result<i64>;
 
-    /// The earliest due instant of any armed timer.
+    /// The earliest instant at which an armed timer can be claimed: its due instant, or the end of
+    /// its lease when it is leased past that.
     async fn next_timer_due(&self) -> Result<Option<DateTime<Utc>>>;
     /// Claims up to `limit` timers due at `now`, earliest first, skipping those under another live lease;
-    /// each is leased to `owner` until `lease_until`. A timer disappears when a commit no longer arms it.
+    /// each is leased to `owner` until `lease_until` (a lease has ended once `now >= lease_until`).
+    /// A timer disappears when a commit no longer arms it; a commit that re-arms it at another instant
+    /// ends its lease.
     async fn claim_due_timers(
         &self,
         now: DateTime<Utc>,

@@ -1,0 +1,176 @@
+//! `doorstep serve`: the gRPC service on one database, until SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, anyhow};
+use doorstep_domain::SystemClock;
+use doorstep_engine::{Engine, LocalAllAccess};
+use serde::Deserialize;
+
+/// The Lixia example district `--demo` loads.
+pub(crate) const DEMO_DISTRICT: &str = include_str!("../../../deploy/examples/lixia.toml");
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:50051].
+    #[arg(long, env = "DOORSTEP_LISTEN")]
+    listen: Option<String>,
+    /// sqlite://PATH or postgres://... [default: sqlite://doorstep.db, created and migrated].
+    #[arg(long, env = "DOORSTEP_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// A TOML file with `listen` and `database_url` (flags and environment win over it).
+    #[arg(long, env = "DOORSTEP_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Load the Lixia example district (an idempotent upsert: a restarted demo keeps its tickets).
+    #[arg(long)]
+    demo: bool,
+    /// Do not run the SLA scheduler in this process (run `doorstep sla` elsewhere).
+    #[arg(long)]
+    no_sla: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<String>,
+    database_url: Option<String>,
+    demo: Option<bool>,
+}
+
+/// What `serve` runs with, once flags, environment and the config file are merged.
+#[derive(Debug)]
+struct Settings {
+    listen: SocketAddr,
+    database_url: String,
+    demo: bool,
+    sla: bool,
+}
+
+fn settings(args: ServeArgs) -> Result<Settings> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            toml::from_str::<ConfigFile>(&text).map_err(|e| {
+                anyhow!(
+                    "config file {}: {}",
+                    path.display(),
+                    e.message().replace('\n', " ")
+                )
+            })?
+        }
+        None => ConfigFile::default(),
+    };
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| "127.0.0.1:50051".to_owned());
+    let listen: SocketAddr = listen.parse().map_err(|_| {
+        anyhow!("invalid listen address {listen:?} (expected HOST:PORT, e.g. 127.0.0.1:50051)")
+    })?;
+    Ok(Settings {
+        listen,
+        database_url: args
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| "sqlite://doorstep.db".to_owned()),
+        demo: args.demo || file.demo.unwrap_or(false),
+        sla: !args.no_sla,
+    })
+}
+
+pub(crate) async fn run(args: ServeArgs) -> Result<()> {
+    let settings = settings(args)?;
+    let store = doorstep_store::connect(
+        &settings.database_url,
+        &doorstep_store::ConnectOptions::default(),
+    )
+    .await
+    .map_err(|e| anyhow!("{e}"))?;
+    let engine = Arc::new(
+        Engine::open(store, Arc::new(SystemClock))
+            .await
+            .map_err(|e| anyhow!("cannot open the engine: {e}"))?,
+    );
+    if settings.demo {
+        let counts = engine
+            .import_district(DEMO_DISTRICT)
+            .await
+            .map_err(|e| anyhow!("cannot load the demo district: {e}"))?;
+        tracing::info!(
+            nodes = counts.nodes,
+            units = counts.units,
+            catalogue = counts.catalogue_entries,
+            "demo district loaded"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    tracing::warn!(
+        "authentication is off: every caller is the local all-access principal (listening on {})",
+        settings.listen
+    );
+    let running = doorstep_server::start(Arc::clone(&engine), Arc::new(LocalAllAccess), listener)
+        .await
+        .context("cannot start the server")?;
+    let scheduler = settings.sla.then(|| {
+        let scheduler = doorstep_sla::Scheduler::new(
+            Arc::clone(&engine),
+            doorstep_sla::SchedulerConfig::default(),
+        );
+        let stop = running.shutdown_signal();
+        tokio::spawn(async move { scheduler.run(stop).await })
+    });
+    println!("doorstep listening on {}", running.local_addr);
+    shutdown_signal().await;
+    tracing::info!("signal received: shutting down");
+    running.shutdown().await.context("server error")?;
+    if let Some(scheduler) = scheduler {
+        let _ = scheduler.await;
+    }
+    Ok(())
+}
+
+/// `doorstep sla`: the scheduler alone, beside service replicas that run with `--no-sla`.
+pub(crate) async fn run_sla(database_url: &str) -> Result<()> {
+    let store = doorstep_store::connect(database_url, &doorstep_store::ConnectOptions::default())
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let engine = Arc::new(
+        Engine::open(store, Arc::new(SystemClock))
+            .await
+            .map_err(|e| anyhow!("cannot open the engine: {e}"))?,
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let scheduler = doorstep_sla::Scheduler::new(engine, doorstep_sla::SchedulerConfig::default());
+    let task = tokio::spawn(async move { scheduler.run(stopped).await });
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    let _ = task.await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

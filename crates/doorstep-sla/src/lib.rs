@@ -1,0 +1,183 @@
+//! The SLA scheduler: escalates every ticket the moment it goes overdue, exactly once.
+//!
+//! Timers live in the store, one row per clock and threshold, indexed by due time. The scheduler claims
+//! the due ones in batches under a lease (so several schedulers on one PostgreSQL never fire the same
+//! timer at once) and fires each through the engine, whose domain decision re-checks the ticket's current
+//! state: a timer for a ticket already resolved, suspended or extended does nothing. A breach escalates
+//! from the breach instant, and the commit is checked against the ticket's version, so a breach
+//! escalates once however many schedulers race.
+//!
+//! Between rounds it sleeps until the earliest due timer, waking early when a command in this process
+//! arms an earlier one (the engine's notification) and at least every [`SchedulerConfig::poll`], which
+//! is how it sees timers armed by other processes: a short bounded poll rather than LISTEN/NOTIFY, so the
+//! same code runs on PostgreSQL-compatible distributed engines that lack notifications.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use doorstep_engine::engine::Fired;
+use doorstep_engine::{ApiError, Engine};
+use doorstep_store::DueTimer;
+use tokio::sync::watch;
+
+/// How a scheduler claims and waits.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// This scheduler's name in leases (unique per process).
+    pub owner: String,
+    /// Timers claimed per round trip.
+    pub batch: u32,
+    /// How long a claimed timer stays reserved for this scheduler: if it dies between claim and commit,
+    /// another takes the timer over after this.
+    pub lease: Duration,
+    /// The longest sleep between rounds: the bound on how late a timer armed by another process is seen.
+    pub poll: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            owner: format!("sla-{}", std::process::id()),
+            batch: 500,
+            lease: Duration::from_secs(30),
+            poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Round {
+    pub claimed: usize,
+    /// Timers whose firing recorded events.
+    pub fired: usize,
+    /// Timers whose clock had moved on: nothing to do.
+    pub stale: usize,
+    /// Timers whose firing failed; they come back when their lease runs out.
+    pub failed: usize,
+}
+
+impl Round {
+    fn add(&mut self, other: Round) {
+        self.claimed += other.claimed;
+        self.fired += other.fired;
+        self.stale += other.stale;
+        self.failed += other.failed;
+    }
+}
+
+/// The SLA scheduler over one engine.
+#[derive(Debug, Clone)]
+pub struct Scheduler {
+    engine: Arc<Engine>,
+    config: SchedulerConfig,
+}
+
+impl Scheduler {
+    pub fn new(engine: Arc<Engine>, config: SchedulerConfig) -> Self {
+        Scheduler { engine, config }
+    }
+
+    /// Fires everything due at the engine's clock, in due order, batch after batch until nothing due
+    /// is left unclaimed (including timers that firing itself armed already overdue, such as the
+    /// supervisor's sign-for clock after an overdue sign-for during downtime).
+    pub async fn tick(&self) -> Result<Round, ApiError> {
+        let mut total = Round::default();
+        loop {
+            let now = self.engine.now();
+            let lease_until = now
+                + chrono::Duration::from_std(self.config.lease)
+                    .unwrap_or(chrono::Duration::seconds(30));
+            let due = self
+                .engine
+                .store()
+                .claim_due_timers(now, self.config.batch, &self.config.owner, lease_until)
+                .await?;
+            if due.is_empty() {
+                return Ok(total);
+            }
+            total.add(self.fire_all(due).await);
+        }
+    }
+
+    async fn fire_all(&self, due: Vec<DueTimer>) -> Round {
+        let mut round = Round {
+            claimed: due.len(),
+            ..Round::default()
+        };
+        for timer in due {
+            match self.engine.fire(&timer.ticket_id, &timer.timer).await {
+                Ok(Fired::Recorded(events)) => {
+                    round.fired += 1;
+                    for e in &events {
+                        tracing::info!(
+                            ticket = %e.ticket_id,
+                            kind = e.event.change.kind(),
+                            clock = %timer.timer.clock,
+                            due_at = %timer.timer.due_at,
+                            late_ms = (e.event.at - timer.timer.due_at).num_milliseconds(),
+                            "timer fired"
+                        );
+                    }
+                }
+                Ok(Fired::Stale) => round.stale += 1,
+                Err(e) => {
+                    round.failed += 1;
+                    tracing::warn!(ticket = %timer.ticket_id, clock = %timer.timer.clock, error = %e, "timer firing failed; it will be retried when its lease runs out");
+                }
+            }
+        }
+        round
+    }
+
+    /// Runs until `shutdown` turns true: a round, then a sleep until the earliest due timer, an earlier
+    /// one armed in this process, the poll bound, or shutdown.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        let wake = self.engine.timers_changed();
+        tracing::info!(owner = %self.config.owner, "sla scheduler started");
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            // Register interest before looking, so a timer armed meanwhile still wakes us.
+            let notified = wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let sleep = match self.tick().await {
+                Ok(_) => self.until_next_due().await,
+                Err(e) => {
+                    tracing::error!(error = %e, "sla round failed; retrying shortly");
+                    self.config.poll
+                }
+            };
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(sleep) => {}
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            }
+        }
+        tracing::info!(owner = %self.config.owner, "sla scheduler stopped");
+    }
+
+    async fn until_next_due(&self) -> Duration {
+        match self.engine.store().next_timer_due().await {
+            // Due already but not claimable: another scheduler holds its lease, or its firing failed.
+            // Look again soon rather than spin.
+            Ok(Some(due)) if due <= self.engine.now() => RETRY.min(self.config.poll),
+            Ok(Some(due)) => until(self.engine.now(), due).min(self.config.poll),
+            Ok(None) => self.config.poll,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the next due timer");
+                self.config.poll
+            }
+        }
+    }
+}
+
+/// How soon to look again at a due timer someone else holds.
+const RETRY: Duration = Duration::from_millis(100);
+
+fn until(now: DateTime<Utc>, due: DateTime<Utc>) -> Duration {
+    (due - now).to_std().unwrap_or(Duration::ZERO)
+}

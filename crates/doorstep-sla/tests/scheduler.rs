@@ -1,0 +1,407 @@
+#![allow(unreachable_pub, missing_debug_implementations)]
+//! The scheduler under a manual clock: weeks of SLA time in seconds, on both backends.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, FixedOffset, Utc};
+use doorstep_domain::{
+    Caller, Category, Channel, ClockKind, Command, Intake, Level, ManualClock, NodeCode, Status,
+    TicketId, UnitCode,
+};
+use doorstep_engine::{Action, Engine, Principal};
+use doorstep_sla::{Scheduler, SchedulerConfig};
+
+const LIXIA: &str = include_str!("../../../deploy/examples/lixia.toml");
+const YARD: &str = "lixia/jiefanglu/jiefangqiao/yard-129";
+const WORKERS: &str = "lixia/jiefanglu/jiefangqiao/yard-129/workers";
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::<FixedOffset>::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+struct World {
+    clock: Arc<ManualClock>,
+    engine: Arc<Engine>,
+    scheduler: Scheduler,
+    principal: Principal,
+    _db: TestDatabase,
+}
+
+impl World {
+    async fn new(db: TestDatabase, start: DateTime<Utc>) -> World {
+        let clock = Arc::new(ManualClock::new(start));
+        let engine = Arc::new(
+            Engine::open(Arc::clone(&db.store), clock.clone())
+                .await
+                .unwrap(),
+        );
+        engine.import_district(LIXIA).await.unwrap();
+        let scheduler = Scheduler::new(Arc::clone(&engine), config("test-scheduler"));
+        World {
+            clock,
+            engine,
+            scheduler,
+            principal: Principal::local(),
+            _db: db,
+        }
+    }
+
+    async fn file(&self, reference: &str, category: &str, level: Option<Level>) -> TicketId {
+        let (t, created) = self
+            .engine
+            .create_ticket(
+                &self.principal,
+                Intake {
+                    source: Channel::Hotline12345,
+                    external_ref: reference.into(),
+                    caller: Caller::default(),
+                    category: Category::parse(category).unwrap(),
+                    content: "楼道灯不亮".into(),
+                    address: String::new(),
+                    node: NodeCode::parse(YARD).unwrap(),
+                    occurred_at: None,
+                    attachment_urls: vec![],
+                },
+                level,
+            )
+            .await
+            .unwrap();
+        assert!(created);
+        t.id
+    }
+
+    async fn act(&self, id: &TicketId, command: Command) {
+        let t = self.engine.get_ticket(&self.principal, id).await.unwrap();
+        self.engine
+            .act(&self.principal, id, t.version, Action::Command(command))
+            .await
+            .unwrap();
+    }
+
+    /// Moves the clock and runs one scheduler round.
+    async fn advance_to(&self, t: DateTime<Utc>) -> doorstep_sla::Round {
+        self.clock.set(t);
+        self.scheduler.tick().await.unwrap()
+    }
+
+    async fn kinds(&self, id: &TicketId) -> Vec<&'static str> {
+        let (_, history, _) = self.engine.timeline(&self.principal, id).await.unwrap();
+        history.iter().map(|e| e.event.change.kind()).collect()
+    }
+}
+
+fn config(owner: &str) -> SchedulerConfig {
+    SchedulerConfig {
+        owner: owner.into(),
+        batch: 64,
+        ..SchedulerConfig::default()
+    }
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::$name(crate::TestDatabase::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(db) = crate::TestDatabase::postgres().await {
+                        crate::$name(db).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    a_routine_ticket_climbs_the_whole_ladder_on_time,
+    a_suspended_or_resolved_ticket_is_not_escalated,
+    downtime_is_caught_up_in_due_order_with_the_true_due_instant,
+    an_overdue_sign_for_goes_to_the_supervisor,
+    a_scheduler_that_dies_after_claiming_loses_nothing,
+    racing_schedulers_escalate_each_breach_exactly_once,
+);
+
+async fn a_routine_ticket_climbs_the_whole_ladder_on_time(db: TestDatabase) {
+    // Monday 2 March 2026, 10:00 in Jinan.
+    let w = World::new(db, at("2026-03-02T10:00:00+08:00")).await;
+    let id = w.file("SD-1", "lighting.stairwell", None).await;
+    w.act(
+        &id,
+        Command::Acknowledge {
+            unit: UnitCode::parse(WORKERS).unwrap(),
+        },
+    )
+    .await;
+    // Nothing is due yet.
+    assert_eq!(w.advance_to(at("2026-03-02T20:00:00+08:00")).await.fired, 0);
+    // 75% of 24 h: the yellow card.
+    let round = w.advance_to(at("2026-03-03T04:00:00+08:00")).await;
+    assert_eq!(round.fired, 1);
+    assert_eq!(w.kinds(&id).await.last(), Some(&"WARNING"));
+    // The red card at 24 h, fired 10 minutes late: DIFFICULT from the breach instant.
+    w.advance_to(at("2026-03-03T10:10:00+08:00")).await;
+    let t = w.engine.get_ticket(&w.principal, &id).await.unwrap();
+    assert_eq!(t.level, Level::Difficult);
+    let r = t.resolve.as_ref().unwrap();
+    assert_eq!(r.started_at, at("2026-03-03T10:00:00+08:00"));
+    assert_eq!(r.due_at, at("2026-03-07T00:00:00+08:00"));
+    assert_eq!(
+        t.lead_unit.as_ref().map(UnitCode::as_str),
+        Some("community/jiefangqiao")
+    );
+    // Weeks of SLA time: let every clock run out, the community and street office never signing for it.
+    let mut now = at("2026-03-03T10:10:00+08:00");
+    for _ in 0..200 {
+        now += Duration::hours(6);
+        w.advance_to(now).await;
+    }
+    let t = w.engine.get_ticket(&w.principal, &id).await.unwrap();
+    assert_eq!(t.level, Level::MajorRisk);
+    assert_eq!(t.escalations, 3);
+    assert!(t.case_owner.is_some());
+    let kinds = w.kinds(&id).await;
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "ESCALATED").count(),
+        3,
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.iter().filter(|k| **k == "REVIEW_MISSED").count() >= 10,
+        "a supervision alert at each missed review"
+    );
+    // Each breach was recorded with the instant it was due.
+    let (_, history, _) = w.engine.timeline(&w.principal, &id).await.unwrap();
+    for e in &history {
+        if let doorstep_domain::Change::Breached { due_at, .. } = e.event.change {
+            assert!(e.event.at >= due_at);
+        }
+    }
+}
+
+async fn a_suspended_or_resolved_ticket_is_not_escalated(db: TestDatabase) {
+    let w = World::new(db, at("2026-03-02T10:00:00+08:00")).await;
+    let suspended = w.file("SD-S", "lighting.stairwell", None).await;
+    let resolved = w.file("SD-R", "lighting.stairwell", None).await;
+    for id in [&suspended, &resolved] {
+        w.act(
+            id,
+            Command::Acknowledge {
+                unit: UnitCode::parse(WORKERS).unwrap(),
+            },
+        )
+        .await;
+    }
+    w.act(
+        &suspended,
+        Command::Suspend {
+            reason: "resident abroad".into(),
+        },
+    )
+    .await;
+    w.act(
+        &resolved,
+        Command::Resolve {
+            resolution: "fixed".into(),
+        },
+    )
+    .await;
+    w.advance_to(at("2026-03-04T10:00:00+08:00")).await;
+    for id in [&suspended, &resolved] {
+        let t = w.engine.get_ticket(&w.principal, id).await.unwrap();
+        assert_eq!(t.level, Level::Routine);
+        assert!(!w.kinds(id).await.contains(&"ESCALATED"));
+    }
+}
+
+async fn downtime_is_caught_up_in_due_order_with_the_true_due_instant(db: TestDatabase) {
+    let start = at("2026-03-02T10:00:00+08:00");
+    let w = World::new(db, start).await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        w.clock.set(start + Duration::minutes(37 * i));
+        ids.push(
+            w.file(&format!("SD-C{i}"), "lighting.stairwell", None)
+                .await,
+        );
+    }
+    // The scheduler was down for three days.
+    let round = w.advance_to(at("2026-03-05T12:00:00+08:00")).await;
+    assert!(round.fired >= 80, "{round:?}");
+    let events = w.engine.events_after(None, 0, 100_000).await.unwrap();
+    let breaches: Vec<(DateTime<Utc>, DateTime<Utc>)> = events
+        .iter()
+        .filter_map(|e| match (&e.event.change, e.event.at) {
+            (
+                doorstep_domain::Change::Breached {
+                    clock: ClockKind::Resolve,
+                    due_at,
+                    ..
+                },
+                at,
+            ) => Some((*due_at, at)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        breaches.len(),
+        40,
+        "each ticket's ROUTINE deadline breached once"
+    );
+    let dues: Vec<DateTime<Utc>> = breaches.iter().map(|(due, _)| *due).collect();
+    let mut sorted = dues.clone();
+    sorted.sort();
+    assert_eq!(dues, sorted, "fired in due order");
+    for (i, (due, fired)) in breaches.iter().enumerate() {
+        assert_eq!(
+            *due,
+            start + Duration::minutes(37 * i as i64) + Duration::hours(24)
+        );
+        assert_eq!(*fired, at("2026-03-05T12:00:00+08:00"));
+    }
+}
+
+async fn an_overdue_sign_for_goes_to_the_supervisor(db: TestDatabase) {
+    let w = World::new(db, at("2026-03-02T10:00:00+08:00")).await;
+    let id = w.file("SD-A", "lighting.stairwell", None).await;
+    w.advance_to(at("2026-03-02T12:00:01+08:00")).await;
+    let t = w.engine.get_ticket(&w.principal, &id).await.unwrap();
+    assert_eq!(t.status, Status::Dispatched);
+    assert_eq!(
+        t.lead_unit.as_ref().map(UnitCode::as_str),
+        Some("community/jiefangqiao")
+    );
+    let kinds = w.kinds(&id).await;
+    assert!(kinds.ends_with(&["BREACHED", "DISPATCHED_TO"]), "{kinds:?}");
+}
+
+async fn a_scheduler_that_dies_after_claiming_loses_nothing(db: TestDatabase) {
+    let w = World::new(db, at("2026-03-02T10:00:00+08:00")).await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(
+            w.file(&format!("SD-D{i}"), "lighting.stairwell", None)
+                .await,
+        );
+    }
+    let breach = at("2026-03-03T10:00:01+08:00");
+    w.clock.set(breach);
+    // A scheduler claims every due timer and dies before committing anything.
+    let claimed = w
+        .engine
+        .store()
+        .claim_due_timers(
+            breach,
+            1000,
+            "dead-scheduler",
+            breach + Duration::seconds(30),
+        )
+        .await
+        .unwrap();
+    assert!(claimed.len() >= 20, "ack and resolve timers of ten tickets");
+    // While its lease lasts, nobody fires them twice.
+    assert_eq!(w.scheduler.tick().await.unwrap().claimed, 0);
+    // After the lease, another scheduler takes over: everything fires, once.
+    w.advance_to(breach + Duration::seconds(31)).await;
+    for id in &ids {
+        let kinds = w.kinds(id).await;
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "ESCALATED").count(),
+            1,
+            "{kinds:?}"
+        );
+    }
+    assert_eq!(w.advance_to(breach + Duration::seconds(62)).await.fired, 0);
+}
+
+async fn racing_schedulers_escalate_each_breach_exactly_once(db: TestDatabase) {
+    let start = at("2026-03-02T10:00:00+08:00");
+    let w = World::new(db, start).await;
+    let n = 300;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(
+            w.file(&format!("SD-X{i}"), "lighting.stairwell", None)
+                .await,
+        );
+    }
+    // Three schedulers, each with its own engine and its own connections to the one database.
+    let mut racers = Vec::new();
+    for k in 0..3 {
+        let store = w._db.connect_again().await;
+        let engine = Arc::new(Engine::open(store, w.clock.clone()).await.unwrap());
+        racers.push(Scheduler::new(engine, config(&format!("racer-{k}"))));
+    }
+    w.clock.set(start + Duration::hours(25));
+    let rounds = futures_join(racers).await;
+    let fired: usize = rounds.iter().map(|r| r.fired).sum();
+    assert!(fired >= n, "{rounds:?}");
+    let events = w.engine.events_after(None, 0, 1_000_000).await.unwrap();
+    let mut escalations: BTreeMap<String, usize> = BTreeMap::new();
+    for e in &events {
+        if matches!(e.event.change, doorstep_domain::Change::Escalated { .. }) {
+            *escalations.entry(e.ticket_id.to_string()).or_default() += 1;
+        }
+    }
+    assert_eq!(escalations.len(), n);
+    assert!(
+        escalations.values().all(|c| *c == 1),
+        "each breach escalated exactly once"
+    );
+}
+
+async fn futures_join(racers: Vec<Scheduler>) -> Vec<doorstep_sla::Round> {
+    let handles: Vec<_> = racers
+        .into_iter()
+        .map(|s| tokio::spawn(async move { s.tick().await.unwrap() }))
+        .collect();
+    let mut rounds = Vec::new();
+    for h in handles {
+        rounds.push(h.await.unwrap());
+    }
+    rounds
+}
+
+/// A fresh database of one backend for one test, with the store open on it.
+pub struct TestDatabase {
+    pub store: std::sync::Arc<dyn doorstep_store::Store>,
+    db: doorstep_store::testing::TestDb,
+}
+
+impl TestDatabase {
+    pub async fn sqlite() -> TestDatabase {
+        let db = doorstep_store::testing::TestDb::sqlite("e2e")
+            .await
+            .expect("a sqlite test database");
+        TestDatabase {
+            store: db.open().await,
+            db,
+        }
+    }
+
+    /// `None` (after one loud line) when PostgreSQL is absent and not required.
+    pub async fn postgres() -> Option<TestDatabase> {
+        let db = doorstep_store::testing::TestDb::postgres("e2e").await?;
+        Some(TestDatabase {
+            store: db.open().await,
+            db,
+        })
+    }
+
+    /// Another store on the same database: its own connections, as another process would have.
+    #[allow(dead_code)]
+    pub async fn connect_again(&self) -> std::sync::Arc<dyn doorstep_store::Store> {
+        self.db.open().await
+    }
+}

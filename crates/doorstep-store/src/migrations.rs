@@ -1,0 +1,144 @@
+//! The schema of each backend, embedded from the top-level `migrations/` folders and applied by
+//! sqlx's migrator; the refusal to touch a database migrated by a newer binary.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::fmt;
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+use crate::{Result, StoreError};
+
+/// One embedded migration: version, description, SQL.
+type Embedded = (i64, &'static str, &'static str);
+
+const SQLITE: &[Embedded] = &[(
+    1,
+    "initial schema",
+    include_str!("../../../migrations/sqlite/0001_initial.sql"),
+)];
+
+const POSTGRES: &[Embedded] = &[(
+    1,
+    "initial schema",
+    include_str!("../../../migrations/postgres/0001_initial.sql"),
+)];
+
+/// The table sqlx's migrator keeps its record in.
+pub(crate) const TABLE: &str = "_sqlx_migrations";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn embedded(self) -> &'static [Embedded] {
+        match self {
+            Backend::Sqlite => SQLITE,
+            Backend::Postgres => POSTGRES,
+        }
+    }
+
+    pub(crate) fn migrator(self) -> Migrator {
+        Migrator::with_migrations(
+            self.embedded()
+                .iter()
+                .map(|(version, description, sql)| {
+                    Migration::new(
+                        *version,
+                        Cow::Borrowed(*description),
+                        MigrationType::Simple,
+                        sql.into_sql_str(),
+                        false,
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// Refuses a database that has a migration this binary does not know, before anything is
+    /// written to it.
+    pub(crate) fn check_not_newer(self, applied: &BTreeSet<i64>) -> Result<()> {
+        let known: BTreeSet<i64> = self.embedded().iter().map(|(v, _, _)| *v).collect();
+        match applied.iter().rev().find(|v| !known.contains(v)) {
+            Some(unknown) => Err(StoreError::TooNew(*unknown)),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn describe(self, version: i64) -> &'static str {
+        self.embedded()
+            .iter()
+            .find(|(v, _, _)| *v == version)
+            .map_or("unknown", |(_, d, _)| d)
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        })
+    }
+}
+
+/// What `doorstep migrate` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// The database, with any password hidden.
+    pub database: String,
+    /// Applied by this run: (version, description).
+    pub applied_now: Vec<(i64, String)>,
+    /// Found already applied.
+    pub already_applied: Vec<(i64, String)>,
+}
+
+impl fmt::Display for MigrationReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |items: &[(i64, String)]| {
+            items
+                .iter()
+                .map(|(v, d)| format!("{v} ({d})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if self.applied_now.is_empty() {
+            write!(
+                f,
+                "{}: up to date, {} migration(s) already applied",
+                self.database,
+                self.already_applied.len()
+            )
+        } else {
+            write!(f, "{}: applied {}", self.database, list(&self.applied_now))?;
+            if !self.already_applied.is_empty() {
+                write!(f, "; already applied {}", list(&self.already_applied))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_with_an_unknown_migration_is_too_new() {
+        assert!(Backend::Sqlite.check_not_newer(&BTreeSet::new()).is_ok());
+        assert!(
+            Backend::Sqlite
+                .check_not_newer(&BTreeSet::from([1]))
+                .is_ok()
+        );
+        assert!(matches!(
+            Backend::Postgres.check_not_newer(&BTreeSet::from([1, 7])),
+            Err(StoreError::TooNew(7))
+        ));
+        assert_eq!(Backend::Sqlite.migrator().iter().count(), SQLITE.len());
+    }
+}

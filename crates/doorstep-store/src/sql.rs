@@ -1,0 +1,127 @@
+//! SQL both backends run, and the statements where their dialects differ (PostgreSQL keeps JSON as
+//! JSONB, cast on the way in and out; it claims timers with `FOR UPDATE SKIP LOCKED`).
+
+/// Registration order is the seq the ticket's CREATED event is about to get (one writer).
+pub(crate) const INSERT_TICKET_SQLITE: &str = "INSERT INTO tickets (id, reg, source, external_ref, \
+    node, node_path, level, status, lead_unit, resolve_due_at, created_at, updated_at, version, \
+    policy_version, ticket) VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events), $2, $3, \
+    $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING reg";
+
+pub(crate) const INSERT_TICKET_PG: &str = "INSERT INTO tickets (id, reg, source, external_ref, \
+    node, node_path, level, status, lead_unit, resolve_due_at, created_at, updated_at, version, \
+    policy_version, ticket) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+    $15::jsonb)";
+
+/// The optimistic-concurrency check: no row when the ticket moved on.
+/// The optimistic-concurrency check: no row when the ticket moved on. Also returns the next seq
+/// (SQLite has one writer).
+pub(crate) const UPDATE_TICKET_SQLITE: &str = "UPDATE tickets SET level = $3, status = $4, \
+    lead_unit = $5, resolve_due_at = $6, updated_at = $7, version = $8, ticket = $9 \
+    WHERE id = $1 AND version = $2 \
+    RETURNING node_path, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events)";
+
+pub(crate) const UPDATE_TICKET_PG: &str = "UPDATE tickets SET level = $3, status = $4, \
+    lead_unit = $5, resolve_due_at = $6, updated_at = $7, version = $8, ticket = $9::jsonb \
+    WHERE id = $1 AND version = $2 RETURNING node_path";
+
+pub(crate) const SELECT_TIMERS: &str = "SELECT clock, unit, threshold, due_at, due_exact \
+    FROM timers WHERE ticket_id = $1";
+
+pub(crate) const DELETE_TIMER: &str = "DELETE FROM timers \
+    WHERE ticket_id = $1 AND clock = $2 AND unit = $3 AND threshold = $4";
+
+/// A timer armed anew, or re-armed at another instant (which ends any lease on it).
+pub(crate) const UPSERT_TIMER: &str = "INSERT INTO timers (ticket_id, clock, unit, threshold, \
+    due_at, due_exact) VALUES ($1, $2, $3, $4, $5, $6) \
+    ON CONFLICT (ticket_id, clock, unit, threshold) DO UPDATE SET due_at = excluded.due_at, \
+    due_exact = excluded.due_exact, lease_owner = NULL, lease_until = NULL";
+
+/// The same, after a multi-row VALUES.
+pub(crate) const ON_TIMER_CONFLICT: &str = "ON CONFLICT (ticket_id, clock, unit, threshold) DO \
+    UPDATE SET due_at = excluded.due_at, due_exact = excluded.due_exact, lease_owner = NULL, \
+    lease_until = NULL";
+
+pub(crate) const CLAIM_SQLITE: &str = "UPDATE timers SET lease_owner = $3, lease_until = $4 \
+    WHERE (ticket_id, clock, unit, threshold) IN ( \
+        SELECT ticket_id, clock, unit, threshold FROM timers \
+        WHERE due_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) \
+        ORDER BY due_at LIMIT $2) \
+    RETURNING ticket_id, clock, unit, threshold, due_exact, due_at";
+
+/// Skips rows another scheduler is claiming right now; the outer condition re-checks the row as
+/// locked.
+pub(crate) const CLAIM_PG: &str = "UPDATE timers SET lease_owner = $3, lease_until = $4 \
+    WHERE (ticket_id, clock, unit, threshold) IN ( \
+        SELECT ticket_id, clock, unit, threshold FROM timers \
+        WHERE due_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) \
+        ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+    AND due_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) \
+    RETURNING ticket_id, clock, unit, threshold, due_exact, due_at";
+
+/// The earliest timers by due time, with their leases (see `codec::next_claimable`).
+pub(crate) const NEXT_TIMERS: &str =
+    "SELECT due_at, lease_until FROM timers ORDER BY due_at LIMIT $1";
+
+pub(crate) const EVENTS_AFTER: &str = "SELECT seq, ticket_id, payload FROM events \
+    WHERE seq > $1 ORDER BY seq LIMIT $2";
+
+pub(crate) const EVENTS_AFTER_IN_SUBTREE: &str = "SELECT seq, ticket_id, payload FROM events \
+    WHERE seq > $1 AND node_path >= $3 AND node_path < $4 ORDER BY seq LIMIT $2";
+
+pub(crate) const EVENTS_AFTER_PG: &str = "SELECT seq, ticket_id, payload::text FROM events \
+    WHERE seq > $1 ORDER BY seq LIMIT $2";
+
+pub(crate) const EVENTS_AFTER_IN_SUBTREE_PG: &str = "SELECT seq, ticket_id, payload::text \
+    FROM events WHERE seq > $1 AND node_path >= $3 AND node_path < $4 ORDER BY seq LIMIT $2";
+
+// An import that finds a row as it would write it leaves it untouched.
+
+pub(crate) const UPSERT_NODE: &str = "INSERT INTO nodes (code, name, kind, parent, node_path) \
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (code) DO UPDATE SET name = excluded.name, \
+    kind = excluded.kind, parent = excluded.parent, node_path = excluded.node_path \
+    WHERE (nodes.name, nodes.kind, nodes.parent, nodes.node_path) IS DISTINCT FROM \
+    (excluded.name, excluded.kind, excluded.parent, excluded.node_path)";
+
+pub(crate) const UPSERT_PERSON: &str = "INSERT INTO people (node, position, name, role, phone) \
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (node, position) DO UPDATE SET name = excluded.name, \
+    role = excluded.role, phone = excluded.phone \
+    WHERE (people.name, people.role, people.phone) IS DISTINCT FROM \
+    (excluded.name, excluded.role, excluded.phone)";
+
+pub(crate) const UPSERT_UNIT: &str = "INSERT INTO units (code, name, node, department, supervisor) \
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (code) DO UPDATE SET name = excluded.name, \
+    node = excluded.node, department = excluded.department, supervisor = excluded.supervisor \
+    WHERE (units.name, units.node, units.department, units.supervisor) IS DISTINCT FROM \
+    (excluded.name, excluded.node, excluded.department, excluded.supervisor)";
+
+pub(crate) const UPSERT_CATALOGUE: &str = "INSERT INTO catalogue (category, node, position, name, \
+    default_level, lead_unit) VALUES ($1, $2, $3, $4, $5, $6) \
+    ON CONFLICT (category, node) DO UPDATE SET position = excluded.position, \
+    name = excluded.name, default_level = excluded.default_level, lead_unit = excluded.lead_unit \
+    WHERE (catalogue.position, catalogue.name, catalogue.default_level, catalogue.lead_unit) \
+    IS DISTINCT FROM (excluded.position, excluded.name, excluded.default_level, excluded.lead_unit)";
+
+pub(crate) const LOAD_NODES: &str = "SELECT code, name, kind, parent FROM nodes ORDER BY node_path";
+pub(crate) const LOAD_UNITS: &str =
+    "SELECT code, name, node, department, supervisor FROM units ORDER BY code";
+pub(crate) const LOAD_PEOPLE: &str =
+    "SELECT node, name, role, phone FROM people ORDER BY node, position";
+pub(crate) const LOAD_CATALOGUE: &str = "SELECT category, node, name, default_level, lead_unit \
+    FROM catalogue ORDER BY position, category, node";
+
+pub(crate) const UPSERT_NOTICE: &str = "INSERT INTO calendar_notices (year, source) VALUES ($1, $2) \
+    ON CONFLICT (year) DO UPDATE SET source = excluded.source";
+
+/// No row written when the date belongs to another notice.
+pub(crate) const UPSERT_DAY: &str = "INSERT INTO calendar_days (day, off, name, notice) \
+    VALUES ($1, $2, $3, $4) ON CONFLICT (day) DO UPDATE SET off = excluded.off, \
+    name = excluded.name WHERE calendar_days.notice = excluded.notice";
+
+pub(crate) const LOAD_NOTICES: &str = "SELECT year, source FROM calendar_notices ORDER BY year";
+pub(crate) const LOAD_DAYS: &str = "SELECT day, off, name, notice FROM calendar_days ORDER BY day";
+
+pub(crate) const INSERT_POLICY: &str = "INSERT INTO policies (version, toml, created_at) \
+    SELECT COALESCE(MAX(version), 0) + 1, $1, $2 FROM policies RETURNING version";
+pub(crate) const LATEST_POLICY: &str =
+    "SELECT version, toml, created_at FROM policies ORDER BY version DESC LIMIT 1";
+pub(crate) const POLICY: &str = "SELECT version, toml, created_at FROM policies WHERE version = $1";

@@ -1,0 +1,440 @@
+//! Databases for tests and benchmarks (feature `testing`): a temporary SQLite file, and a throwaway
+//! PostgreSQL cluster started from the installed binaries.
+//!
+//! The cluster lives in a fresh temporary folder, listens only on a Unix socket there, and is run
+//! by the `postgres` user when we are root (initdb refuses root). It is removed by a watchdog: a
+//! small detached shell started with the cluster that polls this process and, once it is gone
+//! however it ended (success, failed test, panic, abort, SIGKILL), stops the cluster and deletes the
+//! folder. A `Drop` on a static never runs, and tests that fail still have to clean up; the watchdog
+//! covers both without any code on the exit path. [`PgCluster::stop`] does it at once.
+//!
+//! [`TestDb::postgres`] decides what happens without PostgreSQL: it prints one line starting
+//! `SKIPPED postgres suite: ` and the caller passes, unless `DOORSTEP_TEST_PG=required`, when it
+//! panics.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Once, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::{Connection as _, Executor as _};
+
+use crate::{ConnectOptions, SqliteSync, Store, connect};
+
+/// A folder removed (with its contents) on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> std::io::Result<TempDir> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "{prefix}-{}-{nanos}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path)?;
+        Ok(TempDir(path))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What the cluster is tuned for.
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterOptions {
+    /// `false` for tests (fsync, synchronous_commit and full-page writes off); `true` for benchmarks
+    /// that should pay for durability like a real server.
+    pub durable: bool,
+}
+
+/// A running throwaway PostgreSQL cluster.
+#[derive(Debug)]
+pub struct PgCluster {
+    dir: PathBuf,
+    bindir: PathBuf,
+    run_as_postgres: bool,
+    next_database: AtomicU32,
+}
+
+/// Where `initdb` and `pg_ctl` are: `$DOORSTEP_PG_BINDIR`, `pg_config --bindir`, the newest
+/// `/usr/lib/postgresql/*/bin`, or the folder of `initdb` on the PATH.
+pub fn find_pg_bindir() -> Option<PathBuf> {
+    let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
+    if let Some(dir) = std::env::var_os("DOORSTEP_PG_BINDIR") {
+        let dir = PathBuf::from(dir);
+        return has_tools(&dir).then_some(dir);
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+        && out.status.success()
+    {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if has_tools(&dir) {
+            return Some(dir);
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            has_tools(&bin).then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, dir)) = versions.pop() {
+        return Some(dir);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).find(|dir| has_tools(dir))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+impl PgCluster {
+    /// initdb + pg_ctl start in a new temporary folder. `Err` says why it could not start.
+    pub fn start(bindir: &Path, options: ClusterOptions) -> Result<PgCluster, String> {
+        let run_as_postgres = is_root();
+        let dir = TempDir::new("doorstep-pg").map_err(|e| format!("temporary folder: {e}"))?;
+        // From here on the folder is the watchdog's to remove.
+        let dir = {
+            let path = dir.path().to_path_buf();
+            std::mem::forget(dir);
+            path
+        };
+        let cluster = PgCluster {
+            dir,
+            bindir: bindir.to_path_buf(),
+            run_as_postgres,
+            next_database: AtomicU32::new(0),
+        };
+        cluster.spawn_watchdog()?;
+        if run_as_postgres {
+            let status = Command::new("chown")
+                .args(["postgres:", &cluster.dir.display().to_string()])
+                .stdout(Stdio::null())
+                .status()
+                .map_err(|e| format!("chown: {e}"))?;
+            if !status.success() {
+                return Err("chown postgres: failed (is there a postgres user?)".into());
+            }
+        }
+        let data = cluster.dir.join("data");
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                &data.display().to_string(),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ],
+        )?;
+        let mut settings = format!(
+            "\n# doorstep test cluster\nlisten_addresses = ''\nunix_socket_directories = '{}'\n\
+             max_connections = 200\nshared_buffers = 64MB\n",
+            cluster.dir.display()
+        );
+        if !options.durable {
+            settings.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
+        }
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .and_then(|mut f| f.write_all(settings.as_bytes()))
+            .map_err(|e| format!("postgresql.conf: {e}"))?;
+        cluster.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &data.display().to_string(),
+                "-l",
+                &cluster.dir.join("log").display().to_string(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )?;
+        Ok(cluster)
+    }
+
+    fn command(&self, tool: &str) -> Command {
+        let tool = self.bindir.join(tool);
+        if self.run_as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(tool);
+            c
+        } else {
+            Command::new(tool)
+        }
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> Result<(), String> {
+        let out = self
+            .command(tool)
+            .args(args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("{tool}: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
+        Err(format!(
+            "{tool} failed: {}{}\n{log}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+
+    /// Stops the cluster and removes its folder once this process is gone.
+    fn spawn_watchdog(&self) -> Result<(), String> {
+        use std::os::unix::process::CommandExt as _;
+
+        let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+        let pg_ctl = self.bindir.join("pg_ctl");
+        let as_postgres = if self.run_as_postgres {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+             if [ -f {data}/postmaster.pid ]; then {as_postgres}{pg_ctl} -D {data} -m immediate stop; fi; \
+             rm -rf {dir}",
+            pid = std::process::id(),
+            data = quote(&self.dir.join("data")),
+            pg_ctl = quote(&pg_ctl),
+            dir = quote(&self.dir),
+        );
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own process group: a Ctrl-C aimed at the tests does not stop the cleanup.
+            .process_group(0)
+            .spawn()
+            .map(drop)
+            .map_err(|e| format!("watchdog: {e}"))
+    }
+
+    /// The URL of database `name` on this cluster (as the `postgres` superuser, over the socket).
+    pub fn url(&self, name: &str) -> String {
+        format!(
+            "postgres://postgres@localhost/{name}?host={}",
+            self.dir.display()
+        )
+    }
+
+    /// Creates an empty database and returns its URL.
+    pub async fn create_database(&self, prefix: &str) -> Result<String, String> {
+        let n = self.next_database.fetch_add(1, Ordering::Relaxed);
+        let name: String = format!("{prefix}_{n}")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .take(60)
+            .collect();
+        let mut admin = sqlx::PgConnection::connect(&self.url("postgres"))
+            .await
+            .map_err(|e| format!("connecting to the test cluster: {e}"))?;
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .await
+            .map_err(|e| format!("CREATE DATABASE {name}: {e}"))?;
+        let _ = admin.close().await;
+        Ok(self.url(&name))
+    }
+
+    /// Stops the cluster now (the watchdog still removes the folder).
+    pub fn stop(&self) {
+        let _ = self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.dir.join("data").display().to_string(),
+                "-m",
+                "fast",
+                "stop",
+            ],
+        );
+    }
+}
+
+/// The cluster this process shares among its tests, started on first use; `Err` explains why there
+/// is none.
+fn shared_cluster() -> &'static Result<PgCluster, String> {
+    static CLUSTER: OnceLock<Result<PgCluster, String>> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let bindir = find_pg_bindir().ok_or_else(|| {
+            "PostgreSQL is not installed (no initdb: tried $DOORSTEP_PG_BINDIR, pg_config --bindir, \
+             /usr/lib/postgresql/*/bin, PATH)"
+                .to_owned()
+        })?;
+        PgCluster::start(&bindir, ClusterOptions { durable: false })
+            .map_err(|e| format!("PostgreSQL from {} did not start: {e}", bindir.display()))
+    })
+}
+
+/// `DOORSTEP_TEST_PG=required`: a missing PostgreSQL fails the tests.
+pub fn postgres_required() -> bool {
+    std::env::var("DOORSTEP_TEST_PG").is_ok_and(|v| v.eq_ignore_ascii_case("required"))
+}
+
+/// The options tests open stores with: the defaults, with SQLite's fsync relaxed for speed.
+pub fn test_options() -> ConnectOptions {
+    ConnectOptions {
+        sqlite_sync: SqliteSync::Normal,
+        ..ConnectOptions::default()
+    }
+}
+
+/// Which backend a [`TestDb`] is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// An empty, migrated-on-open database of its own for one test.
+#[derive(Debug)]
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    _dir: Option<TempDir>,
+}
+
+impl TestDb {
+    pub async fn sqlite(name: &str) -> Option<TestDb> {
+        let dir = TempDir::new(&format!("doorstep-{name}")).expect("a temporary folder");
+        let url = format!("sqlite://{}", dir.path().join("doorstep.db").display());
+        Some(TestDb {
+            backend: Backend::Sqlite,
+            url,
+            _dir: Some(dir),
+        })
+    }
+
+    /// A fresh database on the shared cluster; `None` (after one loud line) when PostgreSQL is
+    /// absent and not required.
+    pub async fn postgres(name: &str) -> Option<TestDb> {
+        match shared_cluster() {
+            Ok(cluster) => {
+                let url = cluster
+                    .create_database(name)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                Some(TestDb {
+                    backend: Backend::Postgres,
+                    url,
+                    _dir: None,
+                })
+            }
+            Err(why) if postgres_required() => {
+                panic!("DOORSTEP_TEST_PG=required, but {why}")
+            }
+            Err(why) => {
+                static ONCE: Once = Once::new();
+                ONCE.call_once(|| {
+                    // Straight to the file descriptor: the test harness captures `eprintln!`.
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "SKIPPED postgres suite: {why}; set DOORSTEP_TEST_PG=required to make this a failure"
+                    );
+                });
+                None
+            }
+        }
+    }
+
+    /// Opens (and migrates) a store on this database; may be called again for a second handle.
+    pub async fn open(&self) -> Arc<dyn Store> {
+        connect(&self.url, &test_options())
+            .await
+            .unwrap_or_else(|e| panic!("opening {}: {e}", self.url))
+    }
+
+    /// Runs raw SQL on the database, bypassing the store (to stage what a store must refuse).
+    pub async fn execute(&self, sql: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("sqlite");
+                conn.execute(sql).await.expect("raw SQL");
+                let _ = conn.close().await;
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("postgres");
+                conn.execute(sql).await.expect("raw SQL");
+                let _ = conn.close().await;
+            }
+        }
+    }
+
+    /// One number from raw SQL (e.g. a count).
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("sqlite");
+                let (n,): (i64,) = sqlx::query_as(sql)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("raw SQL");
+                let _ = conn.close().await;
+                n
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("postgres");
+                let (n,): (i64,) = sqlx::query_as(sql)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("raw SQL");
+                let _ = conn.close().await;
+                n
+            }
+        }
+    }
+}

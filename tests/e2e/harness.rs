@@ -1,0 +1,203 @@
+#![allow(unreachable_pub, missing_debug_implementations)]
+//! Starts the real server on 127.0.0.1:0 over a real database, and hands out generated clients.
+
+use std::sync::Arc;
+
+use doorstep_domain::SystemClock;
+use doorstep_engine::{Engine, LocalAllAccess};
+use doorstep_proto::v1::admin_service_client::AdminServiceClient;
+use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
+use doorstep_server::Running;
+use tonic::transport::{Channel, Endpoint};
+
+/// The Lixia example district every scenario runs in.
+pub const LIXIA: &str = include_str!("../../deploy/examples/lixia.toml");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Server {
+    pub running: Option<Running>,
+    pub channel: Channel,
+    _database: TestDatabase,
+}
+
+impl Server {
+    /// The server over a fresh database of `backend`; `None` (after one loud line) when PostgreSQL is
+    /// not installed and not required.
+    pub async fn start(backend: Backend) -> Option<Server> {
+        let database = match backend {
+            Backend::Sqlite => TestDatabase::sqlite().await,
+            Backend::Postgres => TestDatabase::postgres().await?,
+        };
+        let engine = Arc::new(
+            Engine::open(Arc::clone(&database.store), Arc::new(SystemClock))
+                .await
+                .expect("the engine opens"),
+        );
+        engine
+            .import_district(LIXIA)
+            .await
+            .expect("the Lixia district imports");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let running = doorstep_server::start(engine, Arc::new(LocalAllAccess), listener)
+            .await
+            .expect("the server starts");
+        let channel = Endpoint::from_shared(format!("http://{}", running.local_addr))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        Some(Server {
+            running: Some(running),
+            channel,
+            _database: database,
+        })
+    }
+
+    pub async fn tickets(&self) -> TicketServiceClient<Channel> {
+        TicketServiceClient::new(self.channel.clone()).max_encoding_message_size(64 * 1024 * 1024)
+    }
+
+    pub async fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(self.channel.clone())
+    }
+
+    pub async fn check_health_and_reflection(&self) {
+        use tonic_health::pb::health_client::HealthClient;
+        use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+        let mut health = HealthClient::new(self.channel.clone());
+        for service in ["", "doorstep.v1.TicketService", "doorstep.v1.AdminService"] {
+            let status = health
+                .check(HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status;
+            assert_eq!(
+                status,
+                ServingStatus::Serving as i32,
+                "health of {service:?}"
+            );
+        }
+
+        use tokio_stream::StreamExt;
+        {
+            use tonic_reflection::pb::v1::ServerReflectionRequest;
+            use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+            use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+            use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+            let mut client = ServerReflectionClient::new(self.channel.clone());
+            let requests = tokio_stream::iter(vec![
+                ServerReflectionRequest {
+                    host: String::new(),
+                    message_request: Some(MessageRequest::ListServices(String::new())),
+                },
+                ServerReflectionRequest {
+                    host: String::new(),
+                    message_request: Some(MessageRequest::FileContainingSymbol(
+                        "doorstep.v1.TicketService".into(),
+                    )),
+                },
+            ]);
+            let mut responses = client
+                .server_reflection_info(requests)
+                .await
+                .unwrap()
+                .into_inner();
+            match responses.next().await.unwrap().unwrap().message_response {
+                Some(MessageResponse::ListServicesResponse(list)) => {
+                    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+                    for wanted in [
+                        "doorstep.v1.TicketService",
+                        "doorstep.v1.AdminService",
+                        "grpc.health.v1.Health",
+                    ] {
+                        assert!(names.iter().any(|n| n == wanted), "{wanted} in {names:?}");
+                    }
+                }
+                other => panic!("v1 list services: {other:?}"),
+            }
+            match responses.next().await.unwrap().unwrap().message_response {
+                Some(MessageResponse::FileDescriptorResponse(files)) => {
+                    assert!(!files.file_descriptor_proto.is_empty());
+                }
+                other => panic!("v1 file containing symbol: {other:?}"),
+            }
+        }
+        {
+            use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+            use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+            use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+            use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+            let mut client = ServerReflectionClient::new(self.channel.clone());
+            let requests = tokio_stream::iter(vec![ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            }]);
+            let mut responses = client
+                .server_reflection_info(requests)
+                .await
+                .unwrap()
+                .into_inner();
+            match responses.next().await.unwrap().unwrap().message_response {
+                Some(MessageResponse::ListServicesResponse(list)) => {
+                    assert!(
+                        list.service
+                            .iter()
+                            .any(|s| s.name == "doorstep.v1.TicketService")
+                    );
+                }
+                other => panic!("v1alpha list services: {other:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.begin_shutdown();
+        }
+    }
+}
+
+/// A fresh database of one backend for one test, with the store open on it.
+pub struct TestDatabase {
+    pub store: std::sync::Arc<dyn doorstep_store::Store>,
+    db: doorstep_store::testing::TestDb,
+}
+
+impl TestDatabase {
+    pub async fn sqlite() -> TestDatabase {
+        let db = doorstep_store::testing::TestDb::sqlite("e2e")
+            .await
+            .expect("a sqlite test database");
+        TestDatabase {
+            store: db.open().await,
+            db,
+        }
+    }
+
+    /// `None` (after one loud line) when PostgreSQL is absent and not required.
+    pub async fn postgres() -> Option<TestDatabase> {
+        let db = doorstep_store::testing::TestDb::postgres("e2e").await?;
+        Some(TestDatabase {
+            store: db.open().await,
+            db,
+        })
+    }
+
+    /// Another store on the same database: its own connections, as another process would have.
+    #[allow(dead_code)]
+    pub async fn connect_again(&self) -> std::sync::Arc<dyn doorstep_store::Store> {
+        self.db.open().await
+    }
+}
