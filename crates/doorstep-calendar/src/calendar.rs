@@ -343,8 +343,9 @@ fn toml_string(s: &str) -> String {
 }
 
 /// toml's errors span several lines with a source excerpt; logs and CLIs want one line, which names
-/// the offending line and quotes it (so a type error still names its key).
-fn one_line(text: &str, err: &toml::de::Error) -> String {
+/// the offending line and quotes it (so a type error still names its key). Shared by every TOML file
+/// the engine reads (calendar, policy, district).
+pub fn one_line(text: &str, err: &toml::de::Error) -> String {
     let message = err.message().trim().replace('\n', " ");
     let Some(span) = err.span() else {
         return message;

@@ -23,7 +23,10 @@ pub mod error;
 pub mod reckoned;
 pub mod working_time;
 
-pub use calendar::{Calendar, DayVerdict, MAX_WORKING_DAYS, Notice, OFFICIAL_TOML, SpecialDay};
+pub use calendar::{
+    Calendar, DayVerdict, MAX_WORKING_DAYS, Notice, OFFICIAL_TOML, SpecialDay,
+    one_line as toml_error_line,
+};
 pub use chrono_tz::Tz;
 pub use error::CalendarError;
 pub use reckoned::Reckoned;

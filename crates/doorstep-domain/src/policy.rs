@@ -243,23 +243,7 @@ impl Default for Policy {
     }
 }
 
-/// toml's errors span several lines with a source excerpt; logs and CLIs want one line, which names
-/// the offending line and quotes it (so a type error still names its key).
-pub(crate) fn one_line(text: &str, err: &toml::de::Error) -> String {
-    let message = err.message().trim().replace('\n', " ");
-    let Some(span) = err.span() else {
-        return message;
-    };
-    let start = span.start.min(text.len());
-    let line_no = text[..start].matches('\n').count() + 1;
-    let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
-    let quoted: String = line.chars().take(80).collect();
-    if quoted.is_empty() {
-        format!("line {line_no}: {message}")
-    } else {
-        format!("line {line_no} ({quoted}): {message}")
-    }
-}
+pub(crate) use doorstep_calendar::toml_error_line as one_line;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
