@@ -1,4 +1,4 @@
-#![allow(unreachable_pub, missing_debug_implementations)]
+#![allow(unreachable_pub)]
 //! Starts the real server on 127.0.0.1:0 over a real database, and hands out generated clients.
 
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use doorstep_engine::{Engine, LocalAllAccess};
 use doorstep_proto::v1::admin_service_client::AdminServiceClient;
 use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
 use doorstep_server::Running;
+use doorstep_store::testing::TestDatabase;
 use tonic::transport::{Channel, Endpoint};
 
 /// The Lixia example district every scenario runs in.
@@ -166,38 +167,5 @@ impl Drop for Server {
         if let Some(running) = self.running.take() {
             running.begin_shutdown();
         }
-    }
-}
-
-/// A fresh database of one backend for one test, with the store open on it.
-pub struct TestDatabase {
-    pub store: std::sync::Arc<dyn doorstep_store::Store>,
-    db: doorstep_store::testing::TestDb,
-}
-
-impl TestDatabase {
-    pub async fn sqlite() -> TestDatabase {
-        let db = doorstep_store::testing::TestDb::sqlite("e2e")
-            .await
-            .expect("a sqlite test database");
-        TestDatabase {
-            store: db.open().await,
-            db,
-        }
-    }
-
-    /// `None` (after one loud line) when PostgreSQL is absent and not required.
-    pub async fn postgres() -> Option<TestDatabase> {
-        let db = doorstep_store::testing::TestDb::postgres("e2e").await?;
-        Some(TestDatabase {
-            store: db.open().await,
-            db,
-        })
-    }
-
-    /// Another store on the same database: its own connections, as another process would have.
-    #[allow(dead_code)]
-    pub async fn connect_again(&self) -> std::sync::Arc<dyn doorstep_store::Store> {
-        self.db.open().await
     }
 }

@@ -321,8 +321,8 @@ fn validate_day(day: &SpecialDay) -> Result<(), CalendarError> {
     Ok(())
 }
 
-/// A TOML basic string.
-fn toml_string(s: &str) -> String {
+/// A TOML basic string, escaped; shared by every TOML file the engine writes.
+pub fn toml_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

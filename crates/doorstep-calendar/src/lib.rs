@@ -25,7 +25,7 @@ pub mod working_time;
 
 pub use calendar::{
     Calendar, DayVerdict, MAX_WORKING_DAYS, Notice, OFFICIAL_TOML, SpecialDay,
-    one_line as toml_error_line,
+    one_line as toml_error_line, toml_string,
 };
 pub use chrono_tz::Tz;
 pub use error::CalendarError;

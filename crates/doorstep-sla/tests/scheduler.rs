@@ -1,4 +1,4 @@
-#![allow(unreachable_pub, missing_debug_implementations)]
+#![allow(unreachable_pub)]
 //! The scheduler under a manual clock: weeks of SLA time in seconds, on both backends.
 
 use std::collections::BTreeMap;
@@ -11,6 +11,7 @@ use doorstep_domain::{
 };
 use doorstep_engine::{Action, Engine, Principal};
 use doorstep_sla::{Scheduler, SchedulerConfig};
+use doorstep_store::testing::TestDatabase;
 
 const LIXIA: &str = include_str!("../../../deploy/examples/lixia.toml");
 const YARD: &str = "lixia/jiefanglu/jiefangqiao/yard-129";
@@ -107,7 +108,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    crate::$name(crate::TestDatabase::sqlite().await).await;
+                    crate::$name(doorstep_store::testing::TestDatabase::sqlite().await).await;
                 }
             )*
         }
@@ -115,7 +116,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    if let Some(db) = crate::TestDatabase::postgres().await {
+                    if let Some(db) = doorstep_store::testing::TestDatabase::postgres().await {
                         crate::$name(db).await;
                     }
                 }
@@ -371,37 +372,4 @@ async fn futures_join(racers: Vec<Scheduler>) -> Vec<doorstep_sla::Round> {
         rounds.push(h.await.unwrap());
     }
     rounds
-}
-
-/// A fresh database of one backend for one test, with the store open on it.
-pub struct TestDatabase {
-    pub store: std::sync::Arc<dyn doorstep_store::Store>,
-    db: doorstep_store::testing::TestDb,
-}
-
-impl TestDatabase {
-    pub async fn sqlite() -> TestDatabase {
-        let db = doorstep_store::testing::TestDb::sqlite("e2e")
-            .await
-            .expect("a sqlite test database");
-        TestDatabase {
-            store: db.open().await,
-            db,
-        }
-    }
-
-    /// `None` (after one loud line) when PostgreSQL is absent and not required.
-    pub async fn postgres() -> Option<TestDatabase> {
-        let db = doorstep_store::testing::TestDb::postgres("e2e").await?;
-        Some(TestDatabase {
-            store: db.open().await,
-            db,
-        })
-    }
-
-    /// Another store on the same database: its own connections, as another process would have.
-    #[allow(dead_code)]
-    pub async fn connect_again(&self) -> std::sync::Arc<dyn doorstep_store::Store> {
-        self.db.open().await
-    }
 }

@@ -438,3 +438,37 @@ impl TestDb {
         }
     }
 }
+
+/// A fresh database of one backend for one test, with the store open on it (for tests outside this
+/// crate that want a store, not a URL).
+#[allow(missing_debug_implementations)]
+pub struct TestDatabase {
+    pub store: Arc<dyn Store>,
+    db: TestDb,
+}
+
+impl TestDatabase {
+    pub async fn sqlite() -> TestDatabase {
+        let db = TestDb::sqlite("test")
+            .await
+            .expect("a sqlite test database");
+        TestDatabase {
+            store: db.open().await,
+            db,
+        }
+    }
+
+    /// `None` (after one loud line) when PostgreSQL is absent and not required.
+    pub async fn postgres() -> Option<TestDatabase> {
+        let db = TestDb::postgres("test").await?;
+        Some(TestDatabase {
+            store: db.open().await,
+            db,
+        })
+    }
+
+    /// Another store on the same database: its own connections, as another process would have.
+    pub async fn connect_again(&self) -> Arc<dyn Store> {
+        self.db.open().await
+    }
+}
