@@ -18,6 +18,10 @@ use tokio::sync::{Notify, watch};
 use crate::auth::Principal;
 use crate::error::ApiError;
 
+mod firing;
+
+pub use firing::Fired;
+
 /// What the engine holds in memory, replaced whole when an admin call changes it.
 #[derive(Debug)]
 struct Shared {
@@ -579,94 +583,6 @@ impl Engine {
         external_ref: &str,
     ) -> Result<Option<Ticket>, ApiError> {
         Ok(self.store.ticket_by_ref(source, external_ref).await?)
-    }
-}
-
-/// What firing one timer did.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Fired {
-    /// The events recorded (a warning, a breach and its escalation, a missed review, a closing).
-    Recorded(Vec<StoredEvent>),
-    /// The clock moved on since the timer was armed (resolved, suspended, extended, re-dispatched) or
-    /// the ticket is gone: nothing to do.
-    Stale,
-}
-
-/// How often firing re-reads a ticket that a concurrent command changed under it.
-const FIRE_ATTEMPTS: usize = 5;
-
-impl Engine {
-    /// Fires one due timer through the domain, which re-checks the ticket's current state, and commits
-    /// the result. A breach escalates one rung from the breach instant; exactly once, because the commit
-    /// is checked against the version the decision was made on (a concurrent scheduler or command makes
-    /// this one re-read and find the clock already moved).
-    pub async fn fire(
-        &self,
-        ticket_id: &TicketId,
-        timer: &doorstep_domain::Timer,
-    ) -> Result<Fired, ApiError> {
-        use doorstep_domain::Threshold;
-        for _ in 0..FIRE_ATTEMPTS {
-            let Some(ticket) = self.store.get_ticket(ticket_id).await? else {
-                return Ok(Fired::Stale);
-            };
-            let shared = self.shared();
-            let district = &shared.district;
-            let policy = self.policy(ticket.policy_version).await?;
-            let command = match timer.threshold {
-                Threshold::Warning => Command::FireWarning {
-                    clock: timer.clock,
-                    unit: timer.unit.clone(),
-                    due_at: timer.due_at,
-                },
-                Threshold::Breach => Command::FireBreach {
-                    clock: timer.clock,
-                    unit: timer.unit.clone(),
-                    due_at: timer.due_at,
-                    owner_unit: ticket.level.next().and_then(|to| {
-                        district
-                            .owner_unit(&ticket.intake.node, policy.level(to).owner)
-                            .map(|u| u.code.clone())
-                    }),
-                    case_owner: Some(case_owner(district)),
-                    supervisor: ticket
-                        .lead_unit
-                        .as_ref()
-                        .and_then(|lead| district.jurisdiction.unit(lead))
-                        .and_then(|lead| lead.supervisor.clone()),
-                },
-            };
-            let actor = Actor::scheduler();
-            let ctx = Context {
-                now: self.clock.now(),
-                actor: &actor,
-                policy: &policy,
-                calendar: &shared.calendar,
-            };
-            let (next, events) = ticket.handle(&command, &ctx)?;
-            if events.is_empty() {
-                return Ok(Fired::Stale);
-            }
-            match self
-                .store
-                .commit(Commit {
-                    ticket: &next,
-                    expected_version: ticket.version,
-                    events: &events,
-                })
-                .await
-            {
-                Ok(stored) => {
-                    self.published(&stored);
-                    return Ok(Fired::Recorded(stored));
-                }
-                Err(doorstep_store::StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ApiError::Aborted(format!(
-            "ticket {ticket_id} kept changing while a timer fired; it will be retried"
-        )))
     }
 }
 

@@ -4,7 +4,7 @@ use doorstep_domain::{ActionError, InvalidField};
 use doorstep_store::StoreError;
 
 /// What went wrong, in the API's terms.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     /// A field is malformed: `field: reason`.
     #[error("{field}: {reason}")]

@@ -101,17 +101,20 @@ impl Scheduler {
         }
     }
 
+    /// Fires a claimed batch as one store transaction (see [`Engine::fire_batch`]). A timer the
+    /// domain finds nothing to do for is removed, unless something re-armed it since the claim.
     async fn fire_all(&self, due: Vec<DueTimer>) -> Round {
         let mut round = Round {
             claimed: due.len(),
             ..Round::default()
         };
-        for timer in due {
-            match self.engine.fire(&timer.ticket_id, &timer.timer).await {
+        let answers = self.engine.fire_batch(&due).await;
+        for (timer, answer) in due.iter().zip(answers) {
+            match answer {
                 Ok(Fired::Recorded(events)) => {
                     round.fired += 1;
                     for e in &events {
-                        tracing::info!(
+                        tracing::debug!(
                             ticket = %e.ticket_id,
                             kind = e.event.change.kind(),
                             clock = %timer.timer.clock,
@@ -121,12 +124,31 @@ impl Scheduler {
                         );
                     }
                 }
-                Ok(Fired::Stale) => round.stale += 1,
+                Ok(Fired::Stale) => {
+                    round.stale += 1;
+                    if let Err(e) = self
+                        .engine
+                        .store()
+                        .drop_claimed_timer(timer, &self.config.owner)
+                        .await
+                    {
+                        tracing::warn!(ticket = %timer.ticket_id, error = %e, "cannot remove a timer with nothing to do; it comes back when its lease runs out");
+                    }
+                }
                 Err(e) => {
                     round.failed += 1;
                     tracing::warn!(ticket = %timer.ticket_id, clock = %timer.timer.clock, error = %e, "timer firing failed; it will be retried when its lease runs out");
                 }
             }
+        }
+        if round.fired > 0 || round.failed > 0 {
+            tracing::info!(
+                claimed = round.claimed,
+                fired = round.fired,
+                stale = round.stale,
+                failed = round.failed,
+                "sla round"
+            );
         }
         round
     }

@@ -91,7 +91,7 @@ pub(crate) struct TimerRow {
 }
 
 impl TimerRow {
-    fn new(timer: &Timer) -> TimerRow {
+    pub(crate) fn new(timer: &Timer) -> TimerRow {
         TimerRow {
             clock: timer.clock.as_str(),
             unit: timer

@@ -164,7 +164,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Appends events, updates the projection and replaces the timers, if the ticket is still at
     /// `expected_version`; otherwise [`StoreError::Conflict`] and nothing changes.
     async fn commit(&self, commit: Commit<'_>) -> Result<Vec<StoredEvent>>;
+    /// Several commits in one transaction, applied in order, each standing or failing alone: a failed
+    /// one (a conflict, say) writes nothing and the rest still commit. One answer per commit, in order.
+    /// The SLA scheduler fires a claimed batch this way, one disk sync for the lot.
+    async fn commit_all(&self, commits: &[Commit<'_>]) -> Result<Vec<Result<Vec<StoredEvent>>>>;
     async fn get_ticket(&self, id: &TicketId) -> Result<Option<Ticket>>;
+    /// The tickets among `ids` that exist, in no particular order.
+    async fn get_tickets(&self, ids: &[TicketId]) -> Result<Vec<Ticket>>;
     async fn ticket_by_ref(&self, source: Channel, external_ref: &str) -> Result<Option<Ticket>>;
     /// A ticket's events in order.
     async fn history(&self, id: &TicketId) -> Result<Vec<StoredEvent>>;
@@ -195,6 +201,19 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         owner: &str,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<DueTimer>>;
+
+    /// Removes a claimed timer the domain found nothing to do for, if it is still the very timer claimed
+    /// (same due instant, still leased to `owner`); a timer re-armed since is left alone. `true` when
+    /// removed.
+    async fn drop_claimed_timer(&self, claimed: &DueTimer, owner: &str) -> Result<bool>;
+    /// Tickets with an armed timer due at or after `from`, by id after `after`, at most `limit`: the
+    /// only tickets a calendar change from `from` on can re-time (found through the due-time index).
+    async fn tickets_with_timers_from(
+        &self,
+        from: DateTime<Utc>,
+        after: Option<&TicketId>,
+        limit: u32,
+    ) -> Result<Vec<TicketId>>;
 
     /// Upserts a whole district; idempotent: importing the same district again changes nothing.
     async fn import_district(&self, district: &District) -> Result<ImportCounts>;

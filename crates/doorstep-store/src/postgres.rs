@@ -22,7 +22,7 @@ use doorstep_domain::{Channel, District, Ticket, TicketId};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection as _, Postgres, Transaction};
 
-use crate::codec::{self, EventRow, TicketRow};
+use crate::codec::{self, EventRow, TicketRow, TimerRow};
 use crate::connect::{ConnectOptions, redact};
 use crate::district::{DistrictRows, StoredDistrict};
 use crate::migrations::{Backend, MigrationReport, TABLE};
@@ -386,7 +386,9 @@ impl PgStore {
         };
         sync_units(tx, &row.id, &row.units).await?;
         sync_timers(tx, row).await?;
-        *appending = Some(self.appends.lock().await);
+        if appending.is_none() {
+            *appending = Some(self.appends.lock().await);
+        }
         let seq = take_seqs(tx, events.len()).await?;
         insert_events(tx, &row.id, seq, &node_path, events).await?;
         Ok(Some(seq))
@@ -465,6 +467,56 @@ impl Store for PgStore {
         let row = TicketRow::new(c.ticket)?;
         let events = codec::event_rows(c.events)?;
         self.try_commit(&c, &row, &events).await
+    }
+
+    async fn commit_all(&self, commits: &[Commit<'_>]) -> Result<Vec<Result<Vec<StoredEvent>>>> {
+        let mut tx = self.pool.begin().await?;
+        let mut appending = None;
+        let mut answers = Vec::with_capacity(commits.len());
+        for c in commits {
+            let rows = codec::check_commit(c)
+                .and_then(|()| Ok((TicketRow::new(c.ticket)?, codec::event_rows(c.events)?)));
+            let (row, events) = match rows {
+                Ok(rows) => rows,
+                Err(e) => {
+                    answers.push(Err(e));
+                    continue;
+                }
+            };
+            sqlx::query("SAVEPOINT one_commit")
+                .execute(&mut *tx)
+                .await?;
+            let answer = self
+                .commit_in(&mut tx, &mut appending, c, &row, &events)
+                .await;
+            if answer.is_err() {
+                sqlx::query("ROLLBACK TO SAVEPOINT one_commit")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("RELEASE SAVEPOINT one_commit")
+                .execute(&mut *tx)
+                .await?;
+            answers.push(answer.map(|seq| match seq {
+                Some(seq) => codec::stored(&c.ticket.id, seq, c.events),
+                None => Vec::new(),
+            }));
+        }
+        tx.commit().await?;
+        drop(appending);
+        Ok(answers)
+    }
+
+    async fn get_tickets(&self, ids: &[TicketId]) -> Result<Vec<Ticket>> {
+        let ids: Vec<&str> = ids.iter().map(TicketId::as_str).collect();
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT ticket::text FROM tickets WHERE id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|(json,)| codec::ticket_from_json(json))
+            .collect()
     }
 
     async fn get_ticket(&self, id: &TicketId) -> Result<Option<Ticket>> {
@@ -588,6 +640,39 @@ impl Store for PgStore {
                 .fetch_all(&self.pool)
                 .await?;
         codec::due_timers(rows)
+    }
+
+    async fn drop_claimed_timer(&self, claimed: &DueTimer, owner: &str) -> Result<bool> {
+        let row = TimerRow::new(&claimed.timer);
+        let done = sqlx::query(crate::sql::DROP_CLAIMED_TIMER)
+            .bind(claimed.ticket_id.as_str())
+            .bind(row.clock)
+            .bind(&row.unit)
+            .bind(row.threshold)
+            .bind(&row.due_exact)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn tickets_with_timers_from(
+        &self,
+        from: DateTime<Utc>,
+        after: Option<&TicketId>,
+        limit: u32,
+    ) -> Result<Vec<TicketId>> {
+        let rows: Vec<(String,)> = sqlx::query_as(crate::sql::TICKETS_WITH_TIMERS_FROM)
+            .bind(codec::millis(from))
+            .bind(after.map_or("", TicketId::as_str))
+            .bind(codec::page_limit(
+                limit,
+                codec::DEFAULT_PAGE,
+                codec::MAX_PAGE,
+            ))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(|(id,)| codec::ticket_id(id)).collect()
     }
 
     async fn import_district(&self, district: &District) -> Result<ImportCounts> {

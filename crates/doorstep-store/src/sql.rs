@@ -62,6 +62,13 @@ pub(crate) const CLAIM_PG: &str = "UPDATE timers SET lease_owner = $3, lease_unt
 pub(crate) const NEXT_TIMERS: &str =
     "SELECT due_at, lease_until FROM timers ORDER BY due_at LIMIT $1";
 
+/// A claimed timer, only if nothing re-armed it since the claim.
+pub(crate) const DROP_CLAIMED_TIMER: &str = "DELETE FROM timers WHERE ticket_id = $1 AND clock = $2 \
+    AND unit = $3 AND threshold = $4 AND due_exact = $5 AND lease_owner = $6";
+
+pub(crate) const TICKETS_WITH_TIMERS_FROM: &str = "SELECT DISTINCT ticket_id FROM timers \
+    WHERE due_at >= $1 AND ticket_id > $2 ORDER BY ticket_id LIMIT $3";
+
 pub(crate) const EVENTS_AFTER: &str = "SELECT seq, ticket_id, payload FROM events \
     WHERE seq > $1 ORDER BY seq LIMIT $2";
 

@@ -32,6 +32,9 @@ use crate::{
     StoredEvent, TicketPage, TicketQuery,
 };
 
+/// Ids per `IN (...)` list when reading many tickets (well under SQLite's bound-parameter limit).
+const GET_MANY_CHUNK: usize = 500;
+
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The SQLite store: a read pool and the writer task's queue.
@@ -533,6 +536,37 @@ async fn commit(conn: &mut SqliteConnection, c: CommitRows) -> Result<Vec<Stored
     Ok(codec::stored(&c.id, seq, &c.events))
 }
 
+/// Each commit under its own savepoint inside the writer's transaction.
+async fn commit_each(
+    conn: &mut SqliteConnection,
+    commits: Vec<Result<CommitRows>>,
+) -> Result<Vec<Result<Vec<StoredEvent>>>> {
+    let mut answers = Vec::with_capacity(commits.len());
+    for c in commits {
+        let c = match c {
+            Ok(c) => c,
+            Err(e) => {
+                answers.push(Err(e));
+                continue;
+            }
+        };
+        sqlx::query("SAVEPOINT one_commit")
+            .execute(&mut *conn)
+            .await?;
+        let answer = commit(conn, c).await;
+        if answer.is_err() {
+            sqlx::query("ROLLBACK TO one_commit")
+                .execute(&mut *conn)
+                .await?;
+        }
+        sqlx::query("RELEASE one_commit")
+            .execute(&mut *conn)
+            .await?;
+        answers.push(answer);
+    }
+    Ok(answers)
+}
+
 async fn claim(
     conn: &mut SqliteConnection,
     now: i64,
@@ -673,6 +707,45 @@ impl Store for SqliteStore {
         self.write(move |conn| Box::pin(commit(conn, rows))).await
     }
 
+    async fn commit_all(&self, commits: &[Commit<'_>]) -> Result<Vec<Result<Vec<StoredEvent>>>> {
+        let rows: Vec<Result<CommitRows>> = commits
+            .iter()
+            .map(|c| {
+                codec::check_commit(c)?;
+                Ok(CommitRows {
+                    id: c.ticket.id.clone(),
+                    expected_version: c.expected_version,
+                    row: TicketRow::new(c.ticket)?,
+                    events: c.events.to_vec(),
+                    event_rows: codec::event_rows(c.events)?,
+                })
+            })
+            .collect();
+        self.write(move |conn| Box::pin(commit_each(conn, rows)))
+            .await
+    }
+
+    async fn get_tickets(&self, ids: &[TicketId]) -> Result<Vec<Ticket>> {
+        let mut tickets = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(GET_MANY_CHUNK) {
+            let sql = format!(
+                "SELECT ticket FROM tickets WHERE id IN ({})",
+                (1..=chunk.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut query = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id.as_str());
+            }
+            for (json,) in query.fetch_all(&self.reads).await? {
+                tickets.push(codec::ticket_from_json(&json)?);
+            }
+        }
+        Ok(tickets)
+    }
+
     async fn get_ticket(&self, id: &TicketId) -> Result<Option<Ticket>> {
         let row: Option<(String,)> = sqlx::query_as("SELECT ticket FROM tickets WHERE id = $1")
             .bind(id.as_str())
@@ -786,6 +859,46 @@ impl Store for SqliteStore {
         let lease_until = codec::millis(lease_until);
         self.write(move |conn| Box::pin(claim(conn, now, limit, owner, lease_until)))
             .await
+    }
+
+    async fn drop_claimed_timer(&self, claimed: &DueTimer, owner: &str) -> Result<bool> {
+        let row = TimerRow::new(&claimed.timer);
+        let id = claimed.ticket_id.as_str().to_owned();
+        let owner = owner.to_owned();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query(crate::sql::DROP_CLAIMED_TIMER)
+                    .bind(&id)
+                    .bind(row.clock)
+                    .bind(&row.unit)
+                    .bind(row.threshold)
+                    .bind(&row.due_exact)
+                    .bind(&owner)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            })
+        })
+        .await
+    }
+
+    async fn tickets_with_timers_from(
+        &self,
+        from: DateTime<Utc>,
+        after: Option<&TicketId>,
+        limit: u32,
+    ) -> Result<Vec<TicketId>> {
+        let rows: Vec<(String,)> = sqlx::query_as(crate::sql::TICKETS_WITH_TIMERS_FROM)
+            .bind(codec::millis(from))
+            .bind(after.map_or("", TicketId::as_str))
+            .bind(codec::page_limit(
+                limit,
+                codec::DEFAULT_PAGE,
+                codec::MAX_PAGE,
+            ))
+            .fetch_all(&self.reads)
+            .await?;
+        rows.into_iter().map(|(id,)| codec::ticket_id(id)).collect()
     }
 
     async fn import_district(&self, district: &District) -> Result<ImportCounts> {

@@ -43,6 +43,9 @@ for_each_backend!(
     calendar_notices_round_trip,
     policies_are_versioned,
     migrations_report_and_refuse_a_newer_database,
+    batched_commits_stand_or_fall_alone_in_order,
+    a_claimed_timer_is_dropped_only_while_unchanged,
+    tickets_with_timers_are_found_by_due_time,
 );
 
 mod configuration {

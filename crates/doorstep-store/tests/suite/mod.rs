@@ -1446,3 +1446,211 @@ pub(crate) async fn migrations_report_and_refuse_a_newer_database(db: &TestDb) {
     let store = db.open().await;
     assert_eq!(store.get_ticket(&ticket.id).await.unwrap(), Some(ticket));
 }
+
+pub(crate) async fn batched_commits_stand_or_fall_alone_in_order(db: &TestDb) {
+    let world = World::new();
+    let store = db.open().await;
+    let workers = "lx/s1/c1/y1/workers";
+    let a = file(
+        &*store,
+        &world,
+        "t-a",
+        Y1,
+        Level::Routine,
+        Some(workers),
+        t0(),
+    )
+    .await;
+    let b = file(
+        &*store,
+        &world,
+        "t-b",
+        Y1,
+        Level::Routine,
+        Some(workers),
+        t0(),
+    )
+    .await;
+    let last = store.last_seq().await.unwrap();
+
+    // a: two commits chained in one batch; b: one decided on a version that is no longer current.
+    let (a1, a1_events) = world.act(&a, urge("first"), t0() + hours(1));
+    let (a2, a2_events) = world.act(&a1, urge("second"), t0() + hours(1));
+    let b_now = run(&*store, &world, &b, urge("moved on"), t0() + hours(1)).await;
+    let (b_stale, b_events) = world.act(&b, urge("stale"), t0() + hours(1));
+    let answers = store
+        .commit_all(&[
+            Commit {
+                ticket: &a1,
+                expected_version: a.version,
+                events: &a1_events,
+            },
+            Commit {
+                ticket: &b_stale,
+                expected_version: b.version,
+                events: &b_events,
+            },
+            Commit {
+                ticket: &a2,
+                expected_version: a1.version,
+                events: &a2_events,
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(answers.len(), 3);
+    let first = answers[0].as_ref().unwrap();
+    assert!(
+        matches!(answers[1], Err(StoreError::Conflict { .. })),
+        "{:?}",
+        answers[1]
+    );
+    let third = answers[2].as_ref().unwrap();
+    assert!(first.last().unwrap().seq < third[0].seq, "applied in order");
+    assert!(first[0].seq > last + 1, "after b's own commit");
+    assert_eq!(store.get_ticket(&a.id).await.unwrap(), Some(a2.clone()));
+    assert_eq!(store.get_ticket(&b.id).await.unwrap(), Some(b_now.clone()));
+    let kinds: Vec<&str> = store
+        .history(&a.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event.change.kind())
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "URGED").count(), 2);
+
+    // Many at once.
+    let mut got = store
+        .get_tickets(&[
+            a.id.clone(),
+            b.id.clone(),
+            TicketId::parse("nobody").unwrap(),
+        ])
+        .await
+        .unwrap();
+    got.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(got, vec![a2, b_now]);
+    assert!(store.get_tickets(&[]).await.unwrap().is_empty());
+}
+
+pub(crate) async fn a_claimed_timer_is_dropped_only_while_unchanged(db: &TestDb) {
+    let world = World::new();
+    let store = db.open().await;
+    let workers = "lx/s1/c1/y1/workers";
+    let ticket = file(
+        &*store,
+        &world,
+        "t-1",
+        Y1,
+        Level::Routine,
+        Some(workers),
+        t0(),
+    )
+    .await;
+    let mut armed = ticket.timers();
+    armed.sort_by_key(|t| t.due_at);
+    let now = armed[0].due_at;
+    let claimed = store
+        .claim_due_timers(now, 10, "a", now + hours(1))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    // Another owner cannot drop it; the owner can, once.
+    assert!(!store.drop_claimed_timer(&claimed[0], "b").await.unwrap());
+    assert!(store.drop_claimed_timer(&claimed[0], "a").await.unwrap());
+    assert!(!store.drop_claimed_timer(&claimed[0], "a").await.unwrap());
+    let rest = store
+        .claim_due_timers(now + hours(24 * 30), 10, "c", now + hours(24 * 31))
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), armed.len() - 1);
+    assert!(rest.iter().all(|d| d.timer != claimed[0].timer));
+
+    // Re-armed at another instant after the claim: left alone.
+    let other = file(
+        &*store,
+        &world,
+        "t-2",
+        Y1,
+        Level::Routine,
+        Some(workers),
+        t0(),
+    )
+    .await;
+    let claimed = store
+        .claim_due_timers(now, 10, "a", now + hours(1))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].ticket_id, other.id);
+    let acknowledged = run(
+        &*store,
+        &world,
+        &other,
+        Command::Acknowledge {
+            unit: unit(workers),
+        },
+        now,
+    )
+    .await;
+    assert!(!store.drop_claimed_timer(&claimed[0], "a").await.unwrap());
+    assert!(!acknowledged.timers().is_empty());
+}
+
+pub(crate) async fn tickets_with_timers_are_found_by_due_time(db: &TestDb) {
+    let world = World::new();
+    let store = db.open().await;
+    let workers = "lx/s1/c1/y1/workers";
+    let early = file(
+        &*store,
+        &world,
+        "t-early",
+        Y1,
+        Level::Routine,
+        Some(workers),
+        t0(),
+    )
+    .await;
+    let mut late = Vec::new();
+    for i in 0..5 {
+        late.push(
+            file(
+                &*store,
+                &world,
+                &format!("t-late-{i}"),
+                Y1,
+                Level::Routine,
+                Some(workers),
+                t0() + hours(24 * 10),
+            )
+            .await,
+        );
+    }
+    let latest_of_early = early.timers().iter().map(|t| t.due_at).max().unwrap();
+    let from = latest_of_early + Duration::seconds(1);
+    let mut found = Vec::new();
+    let mut after: Option<TicketId> = None;
+    loop {
+        let page = store
+            .tickets_with_timers_from(from, after.as_ref(), 2)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        after = page.last().cloned();
+        found.extend(page);
+    }
+    let mut expected: Vec<TicketId> = late.iter().map(|t| t.id.clone()).collect();
+    expected.sort();
+    assert_eq!(
+        found, expected,
+        "each once, by id, the early ticket left out"
+    );
+    let all = store
+        .tickets_with_timers_from(t0(), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 6);
+}

@@ -1,0 +1,194 @@
+//! Firing due timers through the domain: one at a time ([`Engine::fire`]) or a claimed batch at once
+//! ([`Engine::fire_batch`], one store transaction for the lot).
+
+use std::collections::HashMap;
+
+use doorstep_domain::{Actor, Command, Context, Event, Policy, Threshold, Ticket, TicketId, Timer};
+use doorstep_store::{Commit, DueTimer, StoreError, StoredEvent};
+
+use super::{Engine, Shared, case_owner};
+use crate::error::ApiError;
+
+/// What firing one timer did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fired {
+    /// The events recorded (a warning, a breach and its escalation, a missed review, a closing).
+    Recorded(Vec<StoredEvent>),
+    /// The clock moved on since the timer was armed (resolved, suspended, extended, re-dispatched) or
+    /// the ticket is gone: nothing to do.
+    Stale,
+}
+
+/// How often firing re-reads a ticket that a concurrent command changed under it.
+const FIRE_ATTEMPTS: usize = 5;
+
+/// A decision of a batch, waiting for its commit.
+struct Decided {
+    /// Its place in the batch.
+    index: usize,
+    before_version: i64,
+    next: Ticket,
+    events: Vec<Event>,
+}
+
+impl Engine {
+    /// Fires one due timer through the domain, which re-checks the ticket's current state, and commits
+    /// the result. A breach escalates one rung from the breach instant; exactly once, because the commit
+    /// is checked against the version the decision was made on (a concurrent scheduler or command makes
+    /// this one re-read and find the clock already moved).
+    pub async fn fire(&self, ticket_id: &TicketId, timer: &Timer) -> Result<Fired, ApiError> {
+        for _ in 0..FIRE_ATTEMPTS {
+            let Some(ticket) = self.store.get_ticket(ticket_id).await? else {
+                return Ok(Fired::Stale);
+            };
+            let shared = self.shared();
+            let policy = self.policy(ticket.policy_version).await?;
+            let Some((next, events)) = self.decide_timer(&shared, &policy, &ticket, timer)? else {
+                return Ok(Fired::Stale);
+            };
+            match self
+                .store
+                .commit(Commit {
+                    ticket: &next,
+                    expected_version: ticket.version,
+                    events: &events,
+                })
+                .await
+            {
+                Ok(stored) => {
+                    self.published(&stored);
+                    return Ok(Fired::Recorded(stored));
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::Aborted(format!(
+            "ticket {ticket_id} kept changing while a timer fired; it will be retried"
+        )))
+    }
+
+    /// Fires a claimed batch in its order: reads the batch's tickets at once, decides each timer on the
+    /// ticket as the timers before it in the batch left it, and commits every decision in one store
+    /// transaction (each standing alone). A decision that lost a race with a concurrent command is
+    /// fired again on its own through [`Engine::fire`]. One answer per timer, in order.
+    pub async fn fire_batch(&self, due: &[DueTimer]) -> Vec<Result<Fired, ApiError>> {
+        let mut ids: Vec<TicketId> = due.iter().map(|d| d.ticket_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let mut tickets: HashMap<TicketId, Ticket> = match self.store.get_tickets(&ids).await {
+            Ok(found) => found.into_iter().map(|t| (t.id.clone(), t)).collect(),
+            Err(e) => {
+                let e = ApiError::from(e);
+                return due.iter().map(|_| Err(e.clone())).collect();
+            }
+        };
+        let shared = self.shared();
+        let mut answers: Vec<Option<Result<Fired, ApiError>>> = due.iter().map(|_| None).collect();
+        let mut decided = Vec::new();
+        for (index, d) in due.iter().enumerate() {
+            let Some(ticket) = tickets.get(&d.ticket_id) else {
+                answers[index] = Some(Ok(Fired::Stale));
+                continue;
+            };
+            let decision = match self.policy(ticket.policy_version).await {
+                Ok(policy) => self.decide_timer(&shared, &policy, ticket, &d.timer),
+                Err(e) => Err(e),
+            };
+            match decision {
+                Ok(Some((next, events))) => {
+                    let before_version = ticket.version;
+                    tickets.insert(d.ticket_id.clone(), next.clone());
+                    decided.push(Decided {
+                        index,
+                        before_version,
+                        next,
+                        events,
+                    });
+                }
+                Ok(None) => answers[index] = Some(Ok(Fired::Stale)),
+                Err(e) => answers[index] = Some(Err(e)),
+            }
+        }
+        let commits: Vec<Commit<'_>> = decided
+            .iter()
+            .map(|d| Commit {
+                ticket: &d.next,
+                expected_version: d.before_version,
+                events: &d.events,
+            })
+            .collect();
+        match self.store.commit_all(&commits).await {
+            Ok(results) => {
+                for (d, result) in decided.iter().zip(results) {
+                    answers[d.index] = match result {
+                        Ok(stored) => {
+                            self.published(&stored);
+                            Some(Ok(Fired::Recorded(stored)))
+                        }
+                        // Raced by a command: left for the one-at-a-time path below.
+                        Err(StoreError::Conflict { .. }) => None,
+                        Err(e) => Some(Err(e.into())),
+                    };
+                }
+            }
+            Err(e) => {
+                let e = ApiError::from(e);
+                for d in &decided {
+                    answers[d.index] = Some(Err(e.clone()));
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(due.len());
+        for (d, answer) in due.iter().zip(answers) {
+            out.push(match answer {
+                Some(answer) => answer,
+                None => self.fire(&d.ticket_id, &d.timer).await,
+            });
+        }
+        out
+    }
+
+    /// The domain's decision on a timer of `ticket`; `None` when there is nothing to do.
+    fn decide_timer(
+        &self,
+        shared: &Shared,
+        policy: &Policy,
+        ticket: &Ticket,
+        timer: &Timer,
+    ) -> Result<Option<(Ticket, Vec<Event>)>, ApiError> {
+        let district = &shared.district;
+        let command = match timer.threshold {
+            Threshold::Warning => Command::FireWarning {
+                clock: timer.clock,
+                unit: timer.unit.clone(),
+                due_at: timer.due_at,
+            },
+            Threshold::Breach => Command::FireBreach {
+                clock: timer.clock,
+                unit: timer.unit.clone(),
+                due_at: timer.due_at,
+                owner_unit: ticket.level.next().and_then(|to| {
+                    district
+                        .owner_unit(&ticket.intake.node, policy.level(to).owner)
+                        .map(|u| u.code.clone())
+                }),
+                case_owner: Some(case_owner(district)),
+                supervisor: ticket
+                    .lead_unit
+                    .as_ref()
+                    .and_then(|lead| district.jurisdiction.unit(lead))
+                    .and_then(|lead| lead.supervisor.clone()),
+            },
+        };
+        let actor = Actor::scheduler();
+        let ctx = Context {
+            now: self.clock.now(),
+            actor: &actor,
+            policy,
+            calendar: &shared.calendar,
+        };
+        let (next, events) = ticket.handle(&command, &ctx)?;
+        Ok((!events.is_empty()).then_some((next, events)))
+    }
+}
