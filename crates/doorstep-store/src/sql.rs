@@ -49,14 +49,17 @@ pub(crate) const CLAIM_SQLITE: &str = "UPDATE timers SET lease_owner = $3, lease
     RETURNING ticket_id, clock, unit, threshold, due_exact, due_at";
 
 /// Skips rows another scheduler is claiming right now; the outer condition re-checks the row as
-/// locked.
-pub(crate) const CLAIM_PG: &str = "UPDATE timers SET lease_owner = $3, lease_until = $4 \
-    WHERE (ticket_id, clock, unit, threshold) IN ( \
+/// locked. The CTE is MATERIALIZED so the locking scan runs exactly once: as a plain `IN (subquery)`
+/// the planner may re-run it per row (it did, once the table was analyzed), claiming past the limit.
+pub(crate) const CLAIM_PG: &str = "WITH due AS MATERIALIZED ( \
         SELECT ticket_id, clock, unit, threshold FROM timers \
         WHERE due_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) \
         ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
-    AND due_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) \
-    RETURNING ticket_id, clock, unit, threshold, due_exact, due_at";
+    UPDATE timers t SET lease_owner = $3, lease_until = $4 FROM due \
+    WHERE t.ticket_id = due.ticket_id AND t.clock = due.clock AND t.unit = due.unit \
+    AND t.threshold = due.threshold \
+    AND t.due_at <= $1 AND (t.lease_until IS NULL OR t.lease_until <= $1) \
+    RETURNING t.ticket_id, t.clock, t.unit, t.threshold, t.due_exact, t.due_at";
 
 /// The earliest timers by due time, with their leases (see `codec::next_claimable`).
 pub(crate) const NEXT_TIMERS: &str =

@@ -1654,3 +1654,56 @@ pub(crate) async fn tickets_with_timers_are_found_by_due_time(db: &TestDb) {
         .unwrap();
     assert_eq!(all.len(), 6);
 }
+
+pub(crate) async fn a_claim_never_exceeds_its_limit_on_an_analyzed_table(db: &TestDb) {
+    let world = World::new();
+    let store = db.open().await;
+    let workers = "lx/s1/c1/y1/workers";
+    // Half the timers due within the month, half long after.
+    for i in 0..600 {
+        let filed = if i % 2 == 0 {
+            t0()
+        } else {
+            t0() + hours(24 * 90)
+        };
+        file(
+            &*store,
+            &world,
+            &format!("t-{i:04}"),
+            Y1,
+            Level::Routine,
+            Some(workers),
+            filed,
+        )
+        .await;
+    }
+    // Statistics and repeated execution change plans: PostgreSQL once re-ran the locking subquery per
+    // row here (a generic plan on an analyzed table), claiming far past the limit.
+    db.execute("ANALYZE").await;
+    for _ in 0..8 {
+        let none = store
+            .claim_due_timers(t0(), 7, "a", t0() + hours(1))
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+    }
+    let later = t0() + hours(24 * 30);
+    let mut seen = BTreeSet::new();
+    loop {
+        let claimed = store
+            .claim_due_timers(later, 7, "a", later + hours(1))
+            .await
+            .unwrap();
+        assert!(claimed.len() <= 7, "claimed {} of 7", claimed.len());
+        if claimed.is_empty() {
+            break;
+        }
+        for c in claimed {
+            assert!(
+                seen.insert((c.ticket_id.clone(), c.timer.clone())),
+                "claimed twice"
+            );
+        }
+    }
+    assert_eq!(seen.len(), 300 * 4);
+}
