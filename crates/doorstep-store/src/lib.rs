@@ -164,9 +164,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Appends events, updates the projection and replaces the timers, if the ticket is still at
     /// `expected_version`; otherwise [`StoreError::Conflict`] and nothing changes.
     async fn commit(&self, commit: Commit<'_>) -> Result<Vec<StoredEvent>>;
-    /// Several commits in one transaction, applied in order, each standing or failing alone: a failed
-    /// one (a conflict, say) writes nothing and the rest still commit. One answer per commit, in order.
-    /// The SLA scheduler fires a claimed batch this way, one disk sync for the lot.
+    /// Several commits in one transaction, applied in order. A commit that conflicts (or whose ticket
+    /// is gone) writes nothing and the rest still commit; a database error fails the whole call and
+    /// nothing is written. One answer per commit, in order. The SLA scheduler fires a claimed batch
+    /// this way, one disk sync for the lot.
     async fn commit_all(&self, commits: &[Commit<'_>]) -> Result<Vec<Result<Vec<StoredEvent>>>>;
     async fn get_ticket(&self, id: &TicketId) -> Result<Option<Ticket>>;
     /// The tickets among `ids` that exist, in no particular order.

@@ -483,20 +483,15 @@ impl Store for PgStore {
                     continue;
                 }
             };
-            sqlx::query("SAVEPOINT one_commit")
-                .execute(&mut *tx)
-                .await?;
+            // A conflict (or a ticket not found) is found by the first statement, before anything
+            // is written, so it fails alone; any other error fails the whole batch.
             let answer = self
                 .commit_in(&mut tx, &mut appending, c, &row, &events)
                 .await;
-            if answer.is_err() {
-                sqlx::query("ROLLBACK TO SAVEPOINT one_commit")
-                    .execute(&mut *tx)
-                    .await?;
+            if let Err(StoreError::Database(e)) = answer {
+                let _ = tx.rollback().await;
+                return Err(StoreError::Database(e));
             }
-            sqlx::query("RELEASE SAVEPOINT one_commit")
-                .execute(&mut *tx)
-                .await?;
             answers.push(answer.map(|seq| match seq {
                 Some(seq) => codec::stored(&c.ticket.id, seq, c.events),
                 None => Vec::new(),

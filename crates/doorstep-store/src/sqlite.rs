@@ -482,27 +482,24 @@ async fn commit(conn: &mut SqliteConnection, c: CommitRows) -> Result<Vec<Stored
             other => Err(other),
         };
     }
-    let updated: Option<(String, i64)> = sqlx::query_as(crate::sql::UPDATE_TICKET_SQLITE)
-        .bind(&row.id)
-        .bind(c.expected_version)
-        .bind(row.level)
-        .bind(row.status)
-        .bind(&row.lead_unit)
-        .bind(row.resolve_due_at)
-        .bind(row.updated_at)
-        .bind(row.version)
-        .bind(&row.json)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some((node_path, seq)) = updated else {
+    let updated: Option<(String, i64, String, String)> =
+        sqlx::query_as(crate::sql::UPDATE_TICKET_SQLITE)
+            .bind(&row.id)
+            .bind(c.expected_version)
+            .bind(row.level)
+            .bind(row.status)
+            .bind(&row.lead_unit)
+            .bind(row.resolve_due_at)
+            .bind(row.updated_at)
+            .bind(row.version)
+            .bind(&row.json)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((node_path, seq, units, timers)) = updated else {
         return Err(conflict(conn, &c.id, c.expected_version).await?);
     };
-    let units: Vec<(String,)> =
-        sqlx::query_as("SELECT unit FROM ticket_units WHERE ticket_id = $1 ORDER BY unit")
-            .bind(&row.id)
-            .fetch_all(&mut *conn)
-            .await?;
-    let units: Vec<String> = units.into_iter().map(|(u,)| u).collect();
+    let units: Vec<String> = serde_json::from_str(&units)
+        .map_err(|e| StoreError::Database(format!("stored units of {}: {e}", c.id)))?;
     if units != row.units {
         sqlx::query("DELETE FROM ticket_units WHERE ticket_id = $1")
             .bind(&row.id)
@@ -510,11 +507,8 @@ async fn commit(conn: &mut SqliteConnection, c: CommitRows) -> Result<Vec<Stored
             .await?;
         insert_units(conn, &row.id, &row.units).await?;
     }
-    let existing: Vec<(String, String, String, i64, String)> =
-        sqlx::query_as(crate::sql::SELECT_TIMERS)
-            .bind(&row.id)
-            .fetch_all(&mut *conn)
-            .await?;
+    let existing: Vec<(String, String, String, i64, String)> = serde_json::from_str(&timers)
+        .map_err(|e| StoreError::Database(format!("stored timers of {}: {e}", c.id)))?;
     let existing = existing
         .into_iter()
         .map(|(clock, unit, threshold, due_at, exact)| {
@@ -536,33 +530,23 @@ async fn commit(conn: &mut SqliteConnection, c: CommitRows) -> Result<Vec<Stored
     Ok(codec::stored(&c.id, seq, &c.events))
 }
 
-/// Each commit under its own savepoint inside the writer's transaction.
+/// Each commit in turn inside the writer's transaction. A conflict (or a ticket not found) is found by
+/// the first statement, before anything is written, so it fails alone without a savepoint of its own;
+/// any other error fails the whole batch (the writer rolls the request back).
 async fn commit_each(
     conn: &mut SqliteConnection,
     commits: Vec<Result<CommitRows>>,
 ) -> Result<Vec<Result<Vec<StoredEvent>>>> {
     let mut answers = Vec::with_capacity(commits.len());
     for c in commits {
-        let c = match c {
-            Ok(c) => c,
-            Err(e) => {
-                answers.push(Err(e));
-                continue;
-            }
+        let answer = match c {
+            Ok(c) => commit(conn, c).await,
+            Err(e) => Err(e),
         };
-        sqlx::query("SAVEPOINT one_commit")
-            .execute(&mut *conn)
-            .await?;
-        let answer = commit(conn, c).await;
-        if answer.is_err() {
-            sqlx::query("ROLLBACK TO one_commit")
-                .execute(&mut *conn)
-                .await?;
+        match answer {
+            Err(StoreError::Database(e)) => return Err(StoreError::Database(e)),
+            answer => answers.push(answer),
         }
-        sqlx::query("RELEASE one_commit")
-            .execute(&mut *conn)
-            .await?;
-        answers.push(answer);
     }
     Ok(answers)
 }
