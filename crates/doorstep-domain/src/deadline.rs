@@ -206,6 +206,41 @@ impl<'a> Reckoner<'a> {
         next
     }
 
+    /// The clock reckoned afresh from its start under this reckoner's calendar: the deadline of the
+    /// limit, moved by the time already suspended (as it was measured when it happened), then by the
+    /// approved extensions. What a calendar change means for a clock still running.
+    pub fn recompute_resolve(&self, clock: &ResolveClock) -> ResolveClock {
+        let due = self.add(clock.started_at, clock.limit);
+        let mut fallback_years = due.fallback_years;
+        let mut at = due.value;
+        if clock.paused_seconds > 0 {
+            let moved = self.advance(clock.limit, at, clock.paused_seconds);
+            fallback_years.extend(moved.fallback_years);
+            at = moved.value;
+        }
+        if clock.extension_days > 0 {
+            let moved = self.add(at, Limit::WorkingDays(clock.extension_days));
+            fallback_years.extend(moved.fallback_years);
+            at = moved.value;
+        }
+        let mut next = ResolveClock {
+            due_at: at,
+            fallback_years,
+            ..clock.clone()
+        };
+        self.rewarn(&mut next);
+        next
+    }
+
+    /// A sign-for or report-in clock reckoned afresh from its start (see [`Self::recompute_resolve`]).
+    pub fn recompute_acknowledge(&self, clock: &AcknowledgeClock) -> AcknowledgeClock {
+        AcknowledgeClock {
+            warned: clock.warned,
+            breached: clock.breached,
+            ..self.acknowledge_with(clock.limit, clock.started_at)
+        }
+    }
+
     /// The warning comes when the warning share of the time the unit actually has (start to deadline,
     /// less the time suspended) has been used.
     fn rewarn(&self, clock: &mut ResolveClock) {

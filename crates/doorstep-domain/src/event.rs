@@ -143,6 +143,21 @@ pub enum Change {
         due_at: DateTime<Utc>,
         next: ReviewClock,
     },
+    /// A calendar change moved running deadlines: each clock given is the clock from now on (`None`:
+    /// unchanged). `reason` names the change (the notice year).
+    Retimed {
+        reason: String,
+        resolve: Option<ResolveClock>,
+        acknowledge: Option<AcknowledgeClock>,
+        report_in: Vec<ReportInClock>,
+    },
+}
+
+/// A called unit's report-in clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportInClock {
+    pub unit: UnitCode,
+    pub clock: AcknowledgeClock,
 }
 
 /// A unit taking the lead, with its sign-for clock.
@@ -181,6 +196,7 @@ impl Change {
             Change::ClosedTicket { .. } => "CLOSED_TICKET",
             Change::NoteAdded { .. } => "NOTE_ADDED",
             Change::ReviewMissed { .. } => "REVIEW_MISSED",
+            Change::Retimed { .. } => "RETIMED",
         }
     }
 }

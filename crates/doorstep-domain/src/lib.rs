@@ -27,7 +27,7 @@ pub mod tree;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deadline::{AcknowledgeClock, Reckoner, ResolveClock, ReviewClock};
 pub use district::{DistrictError, Route};
-pub use event::{Change, Dispatch, Event};
+pub use event::{Change, Dispatch, Event, ReportInClock};
 pub use ids::{Actor, Category, InvalidField, NodeCode, TicketId, UnitCode};
 pub use ladder::{Channel, ClockKind, Level, Satisfaction, Status, Tier};
 pub use lifecycle::{ActionError, Command, Context, Registration, register};

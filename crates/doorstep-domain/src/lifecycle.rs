@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use doorstep_calendar::Calendar;
 
 use crate::deadline::Reckoner;
-use crate::event::{Change, Dispatch, Event};
+use crate::event::{Change, Dispatch, Event, ReportInClock};
 use crate::ids::{
     Actor, InvalidField, MAX_TEXT_CHARS, TicketId, UnitCode, optional_text, required_text,
 };
@@ -718,6 +718,79 @@ impl Ticket {
         ctx: &Context<'_>,
     ) -> Result<(Ticket, Vec<Event>), ActionError> {
         let changes = self.decide(command, ctx)?;
+        Ok(self.record(changes, ctx))
+    }
+
+    /// What a calendar change means for this ticket: each running clock with a deadline still ahead of
+    /// it (resolve, sign-for, report-in) is reckoned afresh from its start under `ctx`'s calendar and
+    /// under `previous`; where the two differ (in deadline, warning or the years Monday to Friday was
+    /// assumed for), the clock moves to the new reckoning. Comparing two
+    /// reckonings, rather than the new one with the stored deadline, means a change never moves a
+    /// clock it does not touch (clock-hour limits, deadlines before the changed days). A clock already
+    /// breached is history and stays. No events when nothing moves. The policy in `ctx` must be the
+    /// ticket's own version.
+    pub fn retime(
+        &self,
+        previous: &Calendar,
+        reason: &str,
+        ctx: &Context<'_>,
+    ) -> (Ticket, Vec<Event>) {
+        if !self.status.is_open() {
+            return (self.clone(), Vec::new());
+        }
+        let before = Reckoner::new(ctx.policy, previous);
+        let after = ctx.reckoner();
+        let resolve = self
+            .resolve
+            .as_ref()
+            .filter(|r| !r.breached)
+            .map(|r| after.recompute_resolve(r))
+            .filter(|r| {
+                let old = before.recompute_resolve(r);
+                (r.due_at, r.warn_at, &r.fallback_years)
+                    != (old.due_at, old.warn_at, &old.fallback_years)
+            });
+        let acknowledge = self
+            .acknowledge
+            .as_ref()
+            .filter(|a| self.status == Status::Dispatched && !a.breached)
+            .map(|a| after.recompute_acknowledge(a))
+            .filter(|a| {
+                let old = before.recompute_acknowledge(a);
+                (a.due_at, a.warn_at, &a.fallback_years)
+                    != (old.due_at, old.warn_at, &old.fallback_years)
+            });
+        let report_in: Vec<ReportInClock> = self
+            .co_handlers
+            .iter()
+            .filter(|c| c.reported_in_at.is_none() && !c.report_in.breached)
+            .filter_map(|c| {
+                let new = after.recompute_acknowledge(&c.report_in);
+                let old = before.recompute_acknowledge(&c.report_in);
+                let moved = (new.due_at, new.warn_at, &new.fallback_years)
+                    != (old.due_at, old.warn_at, &old.fallback_years);
+                moved.then(|| ReportInClock {
+                    unit: c.unit.clone(),
+                    clock: new,
+                })
+            })
+            .collect();
+        if resolve.is_none() && acknowledge.is_none() && report_in.is_empty() {
+            return (self.clone(), Vec::new());
+        }
+        self.record(
+            vec![Change::Retimed {
+                reason: reason.to_owned(),
+                resolve,
+                acknowledge,
+                report_in,
+            }],
+            ctx,
+        )
+    }
+
+    /// Applies decided changes as events at `ctx.now`.
+    fn record(&self, changes: Vec<Change>, ctx: &Context<'_>) -> (Ticket, Vec<Event>) {
         let mut next = self.clone();
         let mut events = Vec::with_capacity(changes.len());
         for change in changes {
@@ -731,7 +804,7 @@ impl Ticket {
             event.status_after = next.status;
             events.push(event);
         }
-        Ok((next, events))
+        (next, events)
     }
 
     fn require_lead(&self, unit: &UnitCode) -> Result<(), String> {

@@ -379,6 +379,24 @@ impl Ticket {
                 }
             }
             Change::ReviewMissed { next, .. } => self.review = Some(next.clone()),
+            Change::Retimed {
+                resolve,
+                acknowledge,
+                report_in,
+                ..
+            } => {
+                if let Some(r) = resolve {
+                    self.resolve = Some(r.clone());
+                }
+                if let Some(a) = acknowledge {
+                    self.acknowledge = Some(a.clone());
+                }
+                for moved in report_in {
+                    if let Some(c) = self.co_handler_mut(Some(&moved.unit)) {
+                        c.report_in = moved.clock.clone();
+                    }
+                }
+            }
         }
     }
 

@@ -19,8 +19,10 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 
 mod firing;
+mod retiming;
 
 pub use firing::Fired;
+pub use retiming::Retimed;
 
 /// What the engine holds in memory, replaced whole when an admin call changes it.
 #[derive(Debug)]
@@ -517,21 +519,23 @@ impl Engine {
         Ok(counts)
     }
 
-    /// Replaces one year's official calendar data.
+    /// Replaces one year's official calendar data, and moves the running deadlines the change affects
+    /// (found through the timer index; see [`Engine::retime`]).
     pub async fn put_calendar_notice(
         &self,
         notice: Notice,
         days: Vec<SpecialDay>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Retimed, ApiError> {
         let mut calendar = (*self.calendar()).clone();
         calendar
             .put_notice(notice.clone(), days.clone())
             .map_err(|e| ApiError::invalid("days", e.to_string()))?;
         self.store.put_calendar_notice(&notice, &days).await?;
+        let previous = self.calendar();
         let calendar = Arc::new(calendar);
         self.replace(|s| Shared {
             district: Arc::clone(&s.district),
-            calendar,
+            calendar: Arc::clone(&calendar),
             current_policy: s.current_policy,
             policies: s.policies.clone(),
         });
@@ -540,7 +544,14 @@ impl Engine {
             days = days.len(),
             "calendar year replaced"
         );
-        Ok(())
+        let retimed = self.retime(&previous, &calendar, notice.year).await?;
+        tracing::info!(
+            year = notice.year,
+            examined = retimed.examined,
+            retimed = retimed.retimed,
+            "open deadlines re-timed for the calendar change"
+        );
+        Ok(retimed)
     }
 
     /// Stores a new policy version; new tickets are judged under it, open ones keep theirs.

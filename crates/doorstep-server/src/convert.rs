@@ -464,6 +464,13 @@ pub fn event(e: &StoredEvent) -> w::Event {
             out.due_at = Some(timestamp(*due_at));
             K::ReviewMissed
         }
+        C::Retimed {
+            reason, resolve, ..
+        } => {
+            out.reason = reason.clone();
+            resolve_due(&mut out, resolve.as_ref());
+            K::Retimed
+        }
     };
     out.kind = kind as i32;
     out

@@ -132,6 +132,7 @@ on_both_backends!(
     an_overdue_sign_for_goes_to_the_supervisor,
     a_scheduler_that_dies_after_claiming_loses_nothing,
     racing_schedulers_escalate_each_breach_exactly_once,
+    a_calendar_change_retimes_only_the_deadlines_it_touches,
 );
 
 async fn a_routine_ticket_climbs_the_whole_ladder_on_time(db: TestDatabase) {
@@ -372,4 +373,77 @@ async fn futures_join(racers: Vec<Scheduler>) -> Vec<doorstep_sla::Round> {
         rounds.push(h.await.unwrap());
     }
     rounds
+}
+
+async fn a_calendar_change_retimes_only_the_deadlines_it_touches(db: TestDatabase) {
+    use doorstep_domain::calendar::{Notice, SpecialDay};
+    let w = World::new(db, at("2026-12-01T10:00:00+08:00")).await;
+    // Due in early December: before anything the 2027 notice declares.
+    let early = w
+        .file("SD-EARLY", "lighting.stairwell", Some(Level::Difficult))
+        .await;
+    w.clock.set(at("2026-12-30T10:00:00+08:00"));
+    // 3 working days reckoned with Monday to Friday assumed for 2027: 31 Dec, 1 and 4 Jan.
+    let moved = w
+        .file("SD-MOVED", "lighting.stairwell", Some(Level::Difficult))
+        .await;
+    // Clock hours: due on 31 December whatever the calendar says.
+    let routine = w.file("SD-ROUTINE", "lighting.stairwell", None).await;
+    for id in [&early, &moved, &routine] {
+        let t = w.engine.get_ticket(&w.principal, id).await.unwrap();
+        w.act(
+            id,
+            Command::Acknowledge {
+                unit: t.lead_unit.clone().unwrap(),
+            },
+        )
+        .await;
+    }
+    let before = w.engine.get_ticket(&w.principal, &moved).await.unwrap();
+    assert_eq!(
+        before.resolve.as_ref().unwrap().due_at,
+        at("2027-01-05T00:00:00+08:00")
+    );
+
+    let day = |date: &str| SpecialDay {
+        date: date.parse().unwrap(),
+        off: true,
+        name: "元旦".into(),
+        notice: 2027,
+    };
+    let retimed = w
+        .engine
+        .put_calendar_notice(
+            Notice {
+                year: 2027,
+                source: "国务院办公厅关于2027年部分节假日安排的通知（测试）".into(),
+            },
+            vec![day("2027-01-01"), day("2027-01-04")],
+        )
+        .await
+        .unwrap();
+    // Found through the timer index: the early ticket's timers lie before the change, unread.
+    assert_eq!(retimed.examined, 2);
+    assert_eq!(retimed.retimed, 1);
+    assert_eq!(w.kinds(&moved).await.last(), Some(&"RETIMED"));
+    assert_ne!(w.kinds(&early).await.last(), Some(&"RETIMED"));
+    assert_ne!(w.kinds(&routine).await.last(), Some(&"RETIMED"));
+    let after = w.engine.get_ticket(&w.principal, &moved).await.unwrap();
+    let r = after.resolve.as_ref().unwrap();
+    assert_eq!(r.due_at, at("2027-01-07T00:00:00+08:00"));
+    assert!(r.fallback_years.is_empty());
+    // Its policy version is untouched: only the calendar moved it.
+    assert_eq!(after.policy_version, before.policy_version);
+
+    // The old deadline passes quietly; the new one escalates, from the new instant.
+    w.advance_to(at("2027-01-05T00:00:01+08:00")).await;
+    let t = w.engine.get_ticket(&w.principal, &moved).await.unwrap();
+    assert_eq!(t.level, Level::Difficult);
+    w.advance_to(at("2027-01-07T00:00:01+08:00")).await;
+    let t = w.engine.get_ticket(&w.principal, &moved).await.unwrap();
+    assert_eq!(t.level, Level::Hard);
+    assert_eq!(
+        t.resolve.as_ref().unwrap().started_at,
+        at("2027-01-07T00:00:00+08:00")
+    );
 }
