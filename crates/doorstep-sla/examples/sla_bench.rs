@@ -193,17 +193,20 @@ async fn copy_templates(backend: Backend, url: &str, copies: usize) {
              SELECT seq + {{i}} * {STRIDE}, ticket_id || '~' || {{i}}, at, actor, kind, node_path, \
              payload FROM events WHERE seq < {STRIDE}"
         ),
-        "INSERT INTO timers (ticket_id, clock, unit, threshold, due_at, due_exact) \
-         SELECT ticket_id || '~' || {i}, clock, unit, threshold, due_at, due_exact FROM timers \
-         WHERE ticket_id NOT LIKE '%~%'"
-            .to_owned(),
-        "INSERT INTO ticket_units (ticket_id, unit) SELECT ticket_id || '~' || {i}, unit \
-         FROM ticket_units WHERE ticket_id NOT LIKE '%~%'"
-            .to_owned(),
-        "INSERT INTO intake_keys (source, external_ref, ticket_id) SELECT source, \
-         external_ref || '~' || {i}, ticket_id || '~' || {i} FROM intake_keys \
-         WHERE ticket_id NOT LIKE '%~%'"
-            .to_owned(),
+        format!(
+            "INSERT INTO timers (ticket_id, clock, unit, threshold, due_at, due_exact) \
+             SELECT ticket_id || '~' || {{i}}, clock, unit, threshold, due_at, due_exact FROM timers \
+             WHERE ticket_id IN (SELECT id FROM tickets WHERE reg < {STRIDE})"
+        ),
+        format!(
+            "INSERT INTO ticket_units (ticket_id, unit) SELECT ticket_id || '~' || {{i}}, unit \
+             FROM ticket_units WHERE ticket_id IN (SELECT id FROM tickets WHERE reg < {STRIDE})"
+        ),
+        format!(
+            "INSERT INTO intake_keys (source, external_ref, ticket_id) SELECT source, \
+             external_ref || '~' || {{i}}, ticket_id || '~' || {{i}} FROM intake_keys \
+             WHERE ticket_id IN (SELECT id FROM tickets WHERE reg < {STRIDE})"
+        ),
     ];
     let statements: Vec<String> = statements
         .iter()
@@ -313,8 +316,11 @@ async fn main() {
 
     // 3. The breaching tickets: registered and signed for under the manual clock so that their resolve
     // deadlines (24 hours) fall in [t0, t0 + 1 s) of real time, in ten steps of 100 ms.
-    // Registering and signing for them costs about two registrations each; allow twice that.
-    let setup_margin = chrono::Duration::seconds((4.0 * args.breaching as f64 / rate) as i64 + 15);
+    // Registering and signing for them costs about two registrations each (allow twice that), and
+    // half their warnings are then fired one at a time (allow 100/s).
+    let setup_margin = chrono::Duration::seconds(
+        (4.0 * args.breaching as f64 / rate) as i64 + args.breaching as i64 / 200 + 20,
+    );
     let t0 = Utc::now() + setup_margin;
     let steps = 10;
     let started = Instant::now();
