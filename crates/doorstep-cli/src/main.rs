@@ -2,11 +2,13 @@
 //!
 //! - `doorstep serve`: the gRPC service (see the `serve` module);
 //! - `doorstep migrate --database-url URL`: applies the database migrations and says what it did;
+//! - `doorstep token create|list|revoke`: API tokens for `serve --auth required` (see `token`);
 //! - `doorstep calendar is-working-day DATE` and `doorstep calendar due --level LEVEL --from INSTANT`:
 //!   calendar questions answered the way the engine computes them, so operators and scripts can check a
 //!   deadline by hand.
 
 mod serve;
+mod token;
 
 use std::process::ExitCode;
 
@@ -47,6 +49,8 @@ enum Command {
     /// The official working-day calendar and the deadlines it gives.
     #[command(subcommand)]
     Calendar(CalendarCommand),
+    /// API tokens: create (printed once), list, revoke.
+    Token(token::TokenArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +134,7 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             })
         }
+        Command::Token(args) => runtime()?.block_on(token::run(args)),
         Command::Calendar(CalendarCommand::IsWorkingDay { date, calendar }) => {
             let calendar = load_calendar(calendar.as_deref())?;
             let date = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").map_err(|_| {

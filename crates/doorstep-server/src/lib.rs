@@ -3,11 +3,13 @@
 //!
 //! - [`ticket_service`] and [`admin_service`]: the generated service traits, converting at the edge;
 //! - [`convert`]: wire ↔ domain, where every field is validated and named in its error;
+//! - [`gate`]: what every call passes first: authentication, the rate limit, the role × RPC table;
 //!
 //! The engine itself (and the authorization seam, and the error mapping) is `doorstep-engine`.
 
 pub mod admin_service;
 pub mod convert;
+pub mod gate;
 pub mod ticket_service;
 
 use std::net::SocketAddr;
@@ -21,6 +23,14 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use doorstep_engine::{Action, ApiError, Authenticator, Engine, LocalAllAccess, Principal};
+pub use gate::{Gate, RateLimit};
+
+/// How the service runs beyond its engine, authenticator and listener.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Per principal (token); the local principal of an unauthenticated service is not limited.
+    pub rate_limit: RateLimit,
+}
 
 /// The largest request the service decodes, in bytes (a district file is the largest legitimate one).
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024 + 64 * 1024;
@@ -62,12 +72,23 @@ impl Running {
     }
 }
 
-/// Serves the engine on `listener` until shut down.
+/// Serves the engine on `listener` until shut down, with default [`Options`].
 pub async fn start(
     engine: Arc<Engine>,
     auth: Arc<dyn Authenticator>,
     listener: TcpListener,
 ) -> std::io::Result<Running> {
+    start_with(engine, auth, listener, Options::default()).await
+}
+
+/// Serves the engine on `listener` until shut down.
+pub async fn start_with(
+    engine: Arc<Engine>,
+    auth: Arc<dyn Authenticator>,
+    listener: TcpListener,
+    options: Options,
+) -> std::io::Result<Running> {
+    let gate = Arc::new(Gate::new(auth, options.rate_limit));
     let local_addr = listener.local_addr()?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -90,11 +111,11 @@ pub async fn start(
         .map_err(std::io::Error::other)?;
     let tickets = TicketServiceServer::new(ticket_service::Tickets::new(
         Arc::clone(&engine),
-        Arc::clone(&auth),
+        Arc::clone(&gate),
         shutdown_rx.clone(),
     ))
     .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let admin = AdminServiceServer::new(admin_service::Admin::new(Arc::clone(&engine), auth))
+    let admin = AdminServiceServer::new(admin_service::Admin::new(Arc::clone(&engine), gate))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let mut stop = shutdown_rx;
     let incoming = TcpListenerStream::new(listener);
