@@ -51,7 +51,7 @@ impl Engine {
 
     /// The ticket an action is asked on. Out of reach, it is PERMISSION_DENIED, and so is a ticket that
     /// does not exist for a principal that does not reach everything (no existence leak either way).
-    pub(crate) async fn ticket_for_action(
+    pub async fn ticket_for_action(
         &self,
         principal: &Principal,
         id: &TicketId,

@@ -574,7 +574,11 @@ impl TicketService for Tickets {
         let principal = self.gate.admit(&request, Rpc::MergeTicket).await?;
         let req = request.into_inner();
         let into: TicketId = convert::ticket_id("into_id", &req.into_id)?;
-        // The ticket it duplicates must exist where the caller can see it.
+        // The ticket merged must be one the caller may act on (checked first: PERMISSION_DENIED, not
+        // a hint about the other ticket), and the one it duplicates exist where the caller can see it.
+        self.engine
+            .ticket_for_action(&principal, &convert::ticket_id("id", &req.id)?)
+            .await?;
         self.engine
             .get_ticket(&principal, &into)
             .await
