@@ -919,3 +919,59 @@ async fn a_token_over_its_rate_limit_is_refused() {
             .is_ok()
     );
 }
+
+/// Hostile input: over-long lists and strings are refused with the field named, oversized messages
+/// before they are decoded, and none of it disturbs the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_is_refused_with_the_field_named() {
+    let s = Secured::start(Backend::Sqlite, None).await.unwrap();
+    let root = s.token("root admin", Role::Admin, "lixia", None).await;
+    let mut t = s.tickets().max_encoding_message_size(64 * 1024 * 1024);
+    let got = t
+        .list_tickets(req(
+            Some(&root),
+            w::ListTicketsRequest {
+                statuses: vec![w::Status::New as i32; 100],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(got.code(), Code::InvalidArgument);
+    assert!(got.message().starts_with("statuses:"), "{got:?}");
+
+    let mut big = intake("HOSTILE-1", YARD, false);
+    big.content = "x".repeat(600 * 1024);
+    let got = t.create_ticket(req(Some(&root), big)).await.unwrap_err();
+    assert!(
+        matches!(got.code(), Code::ResourceExhausted | Code::OutOfRange),
+        "{got:?}"
+    );
+    let mut long = intake("HOSTILE-2", YARD, false);
+    long.caller.as_mut().unwrap().name = "名".repeat(101);
+    let got = t.create_ticket(req(Some(&root), long)).await.unwrap_err();
+    assert_eq!(got.code(), Code::InvalidArgument);
+    assert!(got.message().starts_with("caller.name:"), "{got:?}");
+    let got = t
+        .get_ticket(req(
+            Some(&root),
+            w::GetTicketRequest {
+                id: "x".repeat(10_000),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(got.code(), Code::InvalidArgument);
+    assert!(got.message().starts_with("id:"), "{got:?}");
+    // A long bearer value is just an unknown token.
+    let got = t
+        .get_ticket(req(
+            Some(&"a".repeat(4000)),
+            w::GetTicketRequest { id: "x".into() },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(got.code(), Code::Unauthenticated);
+    // Still serving.
+    s.file(&root, "HOSTILE-3", YARD, false).await;
+}

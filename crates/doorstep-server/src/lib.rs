@@ -34,6 +34,9 @@ pub struct Options {
 
 /// The largest request the service decodes, in bytes (a district file is the largest legitimate one).
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024 + 64 * 1024;
+/// The largest TicketService request, in bytes: the largest legitimate one (a ticket at its field
+/// limits: 20 000 characters of content, 20 attachment URLs) is well under it.
+pub const MAX_TICKET_REQUEST_BYTES: usize = 512 * 1024;
 
 /// A running service.
 #[derive(Debug)]
@@ -114,7 +117,7 @@ pub async fn start_with(
         Arc::clone(&gate),
         shutdown_rx.clone(),
     ))
-    .max_decoding_message_size(MAX_REQUEST_BYTES);
+    .max_decoding_message_size(MAX_TICKET_REQUEST_BYTES);
     let admin = AdminServiceServer::new(admin_service::Admin::new(Arc::clone(&engine), gate))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let mut stop = shutdown_rx;

@@ -20,6 +20,8 @@ use doorstep_engine::auth::Principal;
 use doorstep_engine::engine::{Action, Engine, ListRequest};
 use doorstep_engine::error::ApiError;
 
+/// The most values a list filter takes (there are nine statuses and four levels).
+const MAX_FILTER_VALUES: usize = 16;
 /// How many events a watch reads from the store at a time.
 const WATCH_BATCH: u32 = 500;
 /// A watch re-checks the store at least this often, to see commits made by other replicas.
@@ -182,6 +184,18 @@ impl TicketService for Tickets {
                 .into());
             }
         };
+        for (field, len) in [
+            ("statuses", req.statuses.len()),
+            ("levels", req.levels.len()),
+        ] {
+            if len > MAX_FILTER_VALUES {
+                return Err(ApiError::invalid(
+                    field,
+                    format!("has {len} entries, at most {MAX_FILTER_VALUES} allowed"),
+                )
+                .into());
+            }
+        }
         let query = TicketQuery {
             subtree: None,
             statuses: req
