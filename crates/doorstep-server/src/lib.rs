@@ -4,11 +4,14 @@
 //! - [`ticket_service`] and [`admin_service`]: the generated service traits, converting at the edge;
 //! - [`convert`]: wire ↔ domain, where every field is validated and named in its error;
 //! - [`gate`]: what every call passes first: authentication, the rate limit, the role × RPC table;
+//! - `fuzzing` (feature `fuzzing`): the fuzz target over request validation and the lifecycle;
 //!
 //! The engine itself (and the authorization seam, and the error mapping) is `doorstep-engine`.
 
 pub mod admin_service;
 pub mod convert;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod gate;
 pub mod ticket_service;
 
