@@ -106,6 +106,7 @@ impl Secured {
                     per_second: 10_000.0,
                     burst: 10_000.0,
                 }),
+                tls: None,
             },
         )
         .await
@@ -974,4 +975,198 @@ async fn hostile_input_is_refused_with_the_field_named() {
     assert_eq!(got.code(), Code::Unauthenticated);
     // Still serving.
     s.file(&root, "HOSTILE-3", YARD, false).await;
+}
+
+/// TLS and mutual TLS (feature `tls`): a client with a certificate from the configured CA gets in (and
+/// still needs its token); one without, or in plaintext, does not. Certificates come from `openssl`.
+#[cfg(feature = "tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_admits_only_clients_with_a_certificate() {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let dir = std::env::temp_dir().join(format!("doorstep-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=doorstep test CA",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for who in ["server", "client"] {
+        let (key, csr, pem, ext) = (
+            format!("{who}.key"),
+            format!("{who}.csr"),
+            format!("{who}.pem"),
+            format!("{who}.ext"),
+        );
+        openssl(
+            &[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    &key,
+                    "-out",
+                    &csr,
+                    "-subj",
+                    &format!("/CN={who}"),
+                ],
+            ]
+            .concat(),
+        );
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ]);
+    }
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+
+    let database = TestDatabase::sqlite().await;
+    let engine = Arc::new(
+        Engine::open(Arc::clone(&database.store), Arc::new(SystemClock))
+            .await
+            .unwrap(),
+    );
+    engine.import_district(LIXIA).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = doorstep_server::start_with(
+        Arc::clone(&engine),
+        Arc::new(TokenAuthenticator::new(Arc::clone(&engine))),
+        listener,
+        Options {
+            tls: Some(doorstep_server::Tls {
+                cert_chain: read("server.pem"),
+                key: read("server.key"),
+                client_ca: Some(read("ca.pem")),
+            }),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let token = issue(
+        &**engine.store(),
+        TokenRequest {
+            name: None,
+            role: Role::Dispatcher,
+            scope: Some(NodeCode::parse(STREET).unwrap()),
+            unit: None,
+            expires_at: None,
+        },
+        Utc::now(),
+    )
+    .await
+    .unwrap()
+    .secret;
+    let url = format!("https://localhost:{}", running.local_addr.port());
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read("ca.pem")))
+        .domain_name("localhost");
+
+    let with_cert = Endpoint::from_shared(url.clone())
+        .unwrap()
+        .tls_config(
+            tls.clone()
+                .identity(Identity::from_pem(read("client.pem"), read("client.key"))),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .expect("a client with a certificate connects");
+    let mut admin = AdminServiceClient::new(with_cert);
+    admin
+        .list_catalogue(req(Some(&token), w::ListCatalogueRequest {}))
+        .await
+        .expect("over mutual TLS, with a token");
+    let refused = admin
+        .list_catalogue(req(None, w::ListCatalogueRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::Unauthenticated,
+        "TLS does not replace the token"
+    );
+
+    let without_cert = async {
+        let channel = Endpoint::from_shared(url.clone())
+            .ok()?
+            .tls_config(tls.clone())
+            .ok()?
+            .connect()
+            .await
+            .ok()?;
+        AdminServiceClient::new(channel)
+            .list_catalogue(req(Some(&token), w::ListCatalogueRequest {}))
+            .await
+            .ok()
+    };
+    assert!(
+        without_cert.await.is_none(),
+        "no client certificate, no call"
+    );
+    let plaintext = async {
+        let channel =
+            Endpoint::from_shared(format!("http://127.0.0.1:{}", running.local_addr.port()))
+                .ok()?
+                .connect()
+                .await
+                .ok()?;
+        AdminServiceClient::new(channel)
+            .list_catalogue(req(Some(&token), w::ListCatalogueRequest {}))
+            .await
+            .ok()
+    };
+    assert!(plaintext.await.is_none(), "no plaintext on a TLS listener");
+    running.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -37,6 +37,30 @@ pub(crate) struct ServeArgs {
     /// Calls a second each token may make on average (bursts up to four times as many).
     #[arg(long, env = "DOORSTEP_RATE_LIMIT", default_value_t = 50)]
     rate_limit: u32,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key. (Builds with `--features tls`.)
+    #[arg(
+        long,
+        env = "DOORSTEP_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM).
+    #[arg(
+        long,
+        env = "DOORSTEP_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS: accept only clients with a certificate issued by this CA (PEM).
+    #[arg(
+        long,
+        env = "DOORSTEP_TLS_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -58,6 +82,7 @@ struct Settings {
     /// Bearer tokens are required.
     auth_required: bool,
     rate_limit: doorstep_server::RateLimit,
+    tls: Option<doorstep_server::Tls>,
 }
 
 fn settings(args: ServeArgs) -> Result<Settings> {
@@ -103,7 +128,23 @@ fn settings(args: ServeArgs) -> Result<Settings> {
             "invalid --rate-limit 0 (calls a second; at least 1)"
         ));
     }
+    let read = |what: &str, path: &PathBuf| {
+        std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+    };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(doorstep_server::Tls {
+            cert_chain: read("TLS certificate", cert)?,
+            key: read("TLS key", key)?,
+            client_ca: args
+                .tls_client_ca
+                .as_ref()
+                .map(|ca| read("TLS client CA", ca))
+                .transpose()?,
+        }),
+        _ => None,
+    };
     Ok(Settings {
+        tls,
         auth_required,
         rate_limit: doorstep_server::RateLimit {
             per_second: f64::from(args.rate_limit),
@@ -163,6 +204,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         listener,
         doorstep_server::Options {
             rate_limit: settings.rate_limit,
+            tls: settings.tls,
         },
     )
     .await

@@ -33,6 +33,52 @@ pub use gate::{Gate, RateLimit};
 pub struct Options {
     /// Per principal (token); the local principal of an unauthenticated service is not limited.
     pub rate_limit: RateLimit,
+    /// Serve TLS (needs the `tls` feature).
+    pub tls: Option<Tls>,
+}
+
+/// TLS material, PEM-encoded.
+#[derive(Clone)]
+pub struct Tls {
+    pub cert_chain: Vec<u8>,
+    pub key: Vec<u8>,
+    /// Mutual TLS: only clients presenting a certificate issued by this CA may connect.
+    pub client_ca: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("mutual", &self.client_ca.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "tls")]
+fn with_tls(
+    builder: tonic::transport::Server,
+    tls: Option<&Tls>,
+) -> std::io::Result<tonic::transport::Server> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let Some(tls) = tls else { return Ok(builder) };
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_chain, &tls.key));
+    if let Some(ca) = &tls.client_ca {
+        config = config.client_ca_root(Certificate::from_pem(ca));
+    }
+    builder.tls_config(config).map_err(std::io::Error::other)
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_tls(
+    builder: tonic::transport::Server,
+    tls: Option<&Tls>,
+) -> std::io::Result<tonic::transport::Server> {
+    match tls {
+        None => Ok(builder),
+        Some(_) => Err(std::io::Error::other(
+            "this doorstep was built without TLS (build with --features tls)",
+        )),
+    }
 }
 
 /// The largest request the service decodes, in bytes (a district file is the largest legitimate one).
@@ -125,8 +171,9 @@ pub async fn start_with(
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let mut stop = shutdown_rx;
     let incoming = TcpListenerStream::new(listener);
+    let mut builder = with_tls(tonic::transport::Server::builder(), options.tls.as_ref())?;
     let task = tokio::spawn(async move {
-        let result = tonic::transport::Server::builder()
+        let result = builder
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
