@@ -378,7 +378,7 @@ mod tests {
         assert_eq!(mask_name("张"), "张*");
         assert_eq!(mask_name(""), "");
         assert_eq!(mask_phone("13812345678"), "138****5678");
-        assert_eq!(mask_phone("+86 138-1234-5678"), "861*******5678");
+        assert_eq!(mask_phone("+86 138-1234-5678"), "861******5678");
         assert_eq!(mask_phone("12345"), "***45");
         assert_eq!(mask_phone("12"), "**");
         assert_eq!(mask_phone(""), "");

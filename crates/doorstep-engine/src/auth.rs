@@ -223,6 +223,13 @@ impl Authenticator for TokenAuthenticator {
             .map(UnitCode::parse)
             .transpose()
             .map_err(|e| ApiError::Internal(format!("token {}: stored unit: {e}", record.id)))?;
+        if (role == Role::Unit) != unit.is_some() {
+            // `tokens::issue` never stores this; a hand-edited row must not widen a unit's reach.
+            return Err(ApiError::Internal(format!(
+                "token {}: a unit token names exactly one unit, and only a unit token does",
+                record.id
+            )));
+        }
         Ok(Principal {
             name: record.name,
             role,
