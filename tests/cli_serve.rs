@@ -247,6 +247,24 @@ async fn serve_with_tokens_from_the_cli() {
         .into_inner();
     assert!(created.created);
 
+    // The dispatcher saw the caller unmasked in the reply: that read is in the audit log.
+    let out = Command::new(env!("CARGO_BIN_EXE_doorstep"))
+        .args(["audit", "--database-url", &db])
+        .output()
+        .expect("runs");
+    let audit = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("dispatcher@lixia/qianfoshan")
+                && l.contains("via TicketService.CreateTicket")),
+        "{audit}"
+    );
+    assert!(
+        !audit.contains("13900000001"),
+        "the log of reads holds no data itself"
+    );
+
     let id = listed.lines().nth(1).unwrap().split('\t').next().unwrap();
     assert!(token_cli(&["revoke", id]).contains(id));
     let (status, log) = service.terminate();

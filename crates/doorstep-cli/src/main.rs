@@ -3,10 +3,12 @@
 //! - `doorstep serve`: the gRPC service (see the `serve` module);
 //! - `doorstep migrate --database-url URL`: applies the database migrations and says what it did;
 //! - `doorstep token create|list|revoke`: API tokens for `serve --auth required` (see `token`);
+//! - `doorstep audit`: the log of reads of callers' unmasked personal data (see `audit`);
 //! - `doorstep calendar is-working-day DATE` and `doorstep calendar due --level LEVEL --from INSTANT`:
 //!   calendar questions answered the way the engine computes them, so operators and scripts can check a
 //!   deadline by hand.
 
+mod audit;
 mod serve;
 mod token;
 
@@ -51,6 +53,8 @@ enum Command {
     Calendar(CalendarCommand),
     /// API tokens: create (printed once), list, revoke.
     Token(token::TokenArgs),
+    /// Reads of callers' unmasked names and phones, oldest first.
+    Audit(audit::AuditArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,6 +139,7 @@ fn run(cli: Cli) -> Result<()> {
             })
         }
         Command::Token(args) => runtime()?.block_on(token::run(args)),
+        Command::Audit(args) => runtime()?.block_on(audit::run(args)),
         Command::Calendar(CalendarCommand::IsWorkingDay { date, calendar }) => {
             let calendar = load_calendar(calendar.as_deref())?;
             let date = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").map_err(|_| {
