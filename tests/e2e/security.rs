@@ -919,6 +919,20 @@ async fn a_token_over_its_rate_limit_is_refused() {
             .await
             .is_ok()
     );
+    // Guessing tokens from one address is throttled too.
+    let mut codes = Vec::new();
+    for i in 0..6 {
+        let got = s
+            .admin()
+            .list_catalogue(req(
+                Some(&format!("dst_guess{i}")),
+                w::ListCatalogueRequest {},
+            ))
+            .await;
+        codes.push(got.map_or_else(|e| e.code(), |_| Code::Ok));
+    }
+    assert_eq!(&codes[..3], &[Code::Unauthenticated; 3], "{codes:?}");
+    assert_eq!(codes[5], Code::ResourceExhausted, "{codes:?}");
 }
 
 /// Hostile input: over-long lists and strings are refused with the field named, oversized messages

@@ -35,6 +35,14 @@ struct Buckets {
 }
 
 impl Buckets {
+    /// The bucket has at least one call left (taking nothing).
+    fn has_room(&self, key: &str) -> bool {
+        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        buckets.get(key).is_none_or(|(left, at)| {
+            *left + at.elapsed().as_secs_f64() * self.limit.per_second >= 1.0
+        })
+    }
+
     fn take(&self, key: &str) -> bool {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
@@ -79,7 +87,26 @@ impl Gate {
 
     /// The principal of a call to `rpc`, or the status that refuses it.
     pub async fn admit<T>(&self, request: &Request<T>, rpc: Rpc) -> Result<Principal, Status> {
-        let principal = self.auth.authenticate(request.metadata()).await?;
+        // Failed authentications count against the caller's address, so that guessing tokens (each
+        // guess a store lookup) is throttled like any other call.
+        let peer = request.remote_addr().map(|a| format!("peer {}", a.ip()));
+        if let Some(peer) = &peer
+            && !self.buckets.has_room(peer)
+        {
+            return Err(ApiError::ResourceExhausted(
+                "too many failed authentications from this address; retry later".into(),
+            )
+            .into());
+        }
+        let principal = match self.auth.authenticate(request.metadata()).await {
+            Ok(principal) => principal,
+            Err(e) => {
+                if let Some(peer) = &peer {
+                    self.buckets.take(peer);
+                }
+                return Err(e.into());
+            }
+        };
         // The local principal of an unauthenticated loopback service is its operator: not limited.
         if let Some(token) = &principal.token
             && !self.buckets.take(&token.id)
