@@ -991,6 +991,46 @@ async fn hostile_input_is_refused_with_the_field_named() {
     s.file(&root, "HOSTILE-3", YARD, false).await;
 }
 
+/// Health checking and reflection need no token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_reflection_stay_open() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let s = Secured::start(Backend::Sqlite, None).await.unwrap();
+    let status = HealthClient::new(s.channel.clone())
+        .check(HealthCheckRequest {
+            service: "doorstep.v1.TicketService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+    let mut responses = ServerReflectionClient::new(s.channel.clone())
+        .server_reflection_info(tokio_stream::iter(vec![ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    let listed = responses.next().await.unwrap().unwrap().message_response;
+    assert!(matches!(
+        listed,
+        Some(MessageResponse::ListServicesResponse(_))
+    ));
+    // While the API itself wants a token.
+    let got = s
+        .admin()
+        .list_catalogue(req(None, w::ListCatalogueRequest {}))
+        .await;
+    assert_eq!(got.unwrap_err().code(), Code::Unauthenticated);
+}
+
 /// TLS and mutual TLS (feature `tls`): a client with a certificate from the configured CA gets in (and
 /// still needs its token); one without, or in plaintext, does not. Certificates come from `openssl`.
 #[cfg(feature = "tls")]
