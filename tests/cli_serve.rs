@@ -186,3 +186,107 @@ fn bad_configuration_is_one_line_and_a_non_zero_exit() {
         "{err}"
     );
 }
+
+/// `doorstep token create` on the service's database, then `serve --auth required`: calls without a
+/// token are UNAUTHENTICATED, calls with one work, and neither the caller's data nor the token reaches
+/// the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_tokens_from_the_cli() {
+    let dir = std::env::temp_dir().join(format!("doorstep-auth-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("sqlite://{}", dir.join("doorstep.db").display());
+
+    let service = Service::start(&dir, &["--demo", "--auth", "required"]);
+    let token_cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_doorstep"))
+            .arg("token")
+            .args(args)
+            .args(["--database-url", &db])
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let token = token_cli(&[
+        "create",
+        "--role",
+        "dispatcher",
+        "--scope",
+        "lixia/qianfoshan",
+        "--expires",
+        "1d",
+    ]);
+    let token = token.trim().to_owned();
+    assert!(
+        token.starts_with("dst_") && token.len() == 68 && !token.contains(char::is_whitespace),
+        "the token alone on stdout: {token:?}"
+    );
+    let listed = token_cli(&["list"]);
+    assert!(listed.contains("dispatcher@lixia/qianfoshan"), "{listed}");
+    assert!(!listed.contains(&token[4..]), "list shows no secret");
+
+    let mut client = service.client().await;
+    let refused = client.create_ticket(ticket("SD-A1")).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+    let with = |message| {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request
+    };
+    let created = client
+        .create_ticket(with(ticket("SD-A1")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(created.created);
+
+    // The dispatcher saw the caller unmasked in the reply: that read is in the audit log.
+    let out = Command::new(env!("CARGO_BIN_EXE_doorstep"))
+        .args(["audit", "--database-url", &db])
+        .output()
+        .expect("runs");
+    let audit = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("dispatcher@lixia/qianfoshan")
+                && l.contains("via TicketService.CreateTicket")),
+        "{audit}"
+    );
+    assert!(
+        !audit.contains("13900000001"),
+        "the log of reads holds no data itself"
+    );
+
+    let id = listed.lines().nth(1).unwrap().split('\t').next().unwrap();
+    assert!(token_cli(&["revoke", id]).contains(id));
+    let (status, log) = service.terminate();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("authentication required"), "{log}");
+    for secret in ["李先生", "13900000001", &token[4..]] {
+        assert!(!log.contains(secret), "{secret} in the log: {log}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_non_loopback_listener_without_authentication_refuses_to_start() {
+    let out = Command::new(env!("CARGO_BIN_EXE_doorstep"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--auth", "none"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("loopback") && err.contains("--auth none"),
+        "{err}"
+    );
+}

@@ -2,11 +2,15 @@
 //!
 //! - `doorstep serve`: the gRPC service (see the `serve` module);
 //! - `doorstep migrate --database-url URL`: applies the database migrations and says what it did;
+//! - `doorstep token create|list|revoke`: API tokens for `serve --auth required` (see `token`);
+//! - `doorstep audit`: the log of reads of callers' unmasked personal data (see `audit`);
 //! - `doorstep calendar is-working-day DATE` and `doorstep calendar due --level LEVEL --from INSTANT`:
 //!   calendar questions answered the way the engine computes them, so operators and scripts can check a
 //!   deadline by hand.
 
+mod audit;
 mod serve;
+mod token;
 
 use std::process::ExitCode;
 
@@ -47,6 +51,10 @@ enum Command {
     /// The official working-day calendar and the deadlines it gives.
     #[command(subcommand)]
     Calendar(CalendarCommand),
+    /// API tokens: create (printed once), list, revoke.
+    Token(token::TokenArgs),
+    /// Reads of callers' unmasked names and phones, oldest first.
+    Audit(audit::AuditArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +138,8 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             })
         }
+        Command::Token(args) => runtime()?.block_on(token::run(args)),
+        Command::Audit(args) => runtime()?.block_on(audit::run(args)),
         Command::Calendar(CalendarCommand::IsWorkingDay { date, calendar }) => {
             let calendar = load_calendar(calendar.as_deref())?;
             let date = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").map_err(|_| {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result, anyhow};
 use doorstep_domain::SystemClock;
-use doorstep_engine::{Engine, LocalAllAccess};
+use doorstep_engine::{Authenticator, Engine, LocalAllAccess, TokenAuthenticator};
 use serde::Deserialize;
 
 /// The Lixia example district `--demo` loads.
@@ -29,6 +29,38 @@ pub(crate) struct ServeArgs {
     /// Do not run the SLA scheduler in this process (run `doorstep sla` elsewhere).
     #[arg(long)]
     no_sla: bool,
+    /// `required`: every call carries `authorization: Bearer TOKEN` (see `doorstep token`); `none`:
+    /// every caller is the local all-access principal, allowed on a loopback address only
+    /// [default: none on loopback, required elsewhere].
+    #[arg(long, env = "DOORSTEP_AUTH", value_parser = ["required", "none"])]
+    auth: Option<String>,
+    /// Calls a second each token may make on average (bursts up to four times as many).
+    #[arg(long, env = "DOORSTEP_RATE_LIMIT", default_value_t = 50)]
+    rate_limit: u32,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key. (Builds with `--features tls`.)
+    #[arg(
+        long,
+        env = "DOORSTEP_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM).
+    #[arg(
+        long,
+        env = "DOORSTEP_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS: accept only clients with a certificate issued by this CA (PEM).
+    #[arg(
+        long,
+        env = "DOORSTEP_TLS_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -37,6 +69,7 @@ struct ConfigFile {
     listen: Option<String>,
     database_url: Option<String>,
     demo: Option<bool>,
+    auth: Option<String>,
 }
 
 /// What `serve` runs with, once flags, environment and the config file are merged.
@@ -46,6 +79,10 @@ struct Settings {
     database_url: String,
     demo: bool,
     sla: bool,
+    /// Bearer tokens are required.
+    auth_required: bool,
+    rate_limit: doorstep_server::RateLimit,
+    tls: Option<doorstep_server::Tls>,
 }
 
 fn settings(args: ServeArgs) -> Result<Settings> {
@@ -70,7 +107,49 @@ fn settings(args: ServeArgs) -> Result<Settings> {
     let listen: SocketAddr = listen.parse().map_err(|_| {
         anyhow!("invalid listen address {listen:?} (expected HOST:PORT, e.g. 127.0.0.1:50051)")
     })?;
+    let auth_required = match args.auth.or(file.auth).as_deref().map(str::trim) {
+        None => !listen.ip().is_loopback(),
+        Some("required") => true,
+        Some("none") if listen.ip().is_loopback() => false,
+        Some("none") => {
+            return Err(anyhow!(
+                "refusing to serve {listen} with --auth none: only a loopback address may go \
+                 without authentication (use --auth required and `doorstep token create`)"
+            ));
+        }
+        Some(other) => {
+            return Err(anyhow!(
+                "invalid auth {other:?} (expected required or none)"
+            ));
+        }
+    };
+    if args.rate_limit == 0 {
+        return Err(anyhow!(
+            "invalid --rate-limit 0 (calls a second; at least 1)"
+        ));
+    }
+    let read = |what: &str, path: &PathBuf| {
+        std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+    };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(doorstep_server::Tls {
+            cert_chain: read("TLS certificate", cert)?,
+            key: read("TLS key", key)?,
+            client_ca: args
+                .tls_client_ca
+                .as_ref()
+                .map(|ca| read("TLS client CA", ca))
+                .transpose()?,
+        }),
+        _ => None,
+    };
     Ok(Settings {
+        tls,
+        auth_required,
+        rate_limit: doorstep_server::RateLimit {
+            per_second: f64::from(args.rate_limit),
+            burst: f64::from(args.rate_limit) * 4.0,
+        },
         listen,
         database_url: args
             .database_url
@@ -109,13 +188,27 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    tracing::warn!(
-        "authentication is off: every caller is the local all-access principal (listening on {})",
-        settings.listen
-    );
-    let running = doorstep_server::start(Arc::clone(&engine), Arc::new(LocalAllAccess), listener)
-        .await
-        .context("cannot start the server")?;
+    let auth: Arc<dyn Authenticator> = if settings.auth_required {
+        tracing::info!("authentication required: bearer tokens (doorstep token create)");
+        Arc::new(TokenAuthenticator::new(Arc::clone(&engine)))
+    } else {
+        tracing::warn!(
+            "authentication is off: every caller is the local all-access principal (listening on {})",
+            settings.listen
+        );
+        Arc::new(LocalAllAccess)
+    };
+    let running = doorstep_server::start_with(
+        Arc::clone(&engine),
+        auth,
+        listener,
+        doorstep_server::Options {
+            rate_limit: settings.rate_limit,
+            tls: settings.tls,
+        },
+    )
+    .await
+    .context("cannot start the server")?;
     let scheduler = settings.sla.then(|| {
         let scheduler = doorstep_sla::Scheduler::new(
             Arc::clone(&engine),

@@ -1,21 +1,43 @@
-//! The authorization seam: every request resolves to a [`Principal`] with a jurisdiction scope, and every
-//! read and write is filtered by it here, in one place. For now the only authenticator is the local
-//! all-access principal; real credentials and roles come with the security work.
+//! Authentication: every request resolves to a [`Principal`] with a role and a jurisdiction scope.
+//! [`LocalAllAccess`] is the loopback default (everyone is the local admin); [`TokenAuthenticator`]
+//! checks `authorization: Bearer TOKEN` against the stored token hashes. What a principal may call is
+//! `access`; which tickets it reaches is checked by the engine.
 
-use doorstep_domain::NodeCode;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use doorstep_domain::{NodeCode, UnitCode};
+use doorstep_store::TokenRecord;
 use tonic::metadata::MetadataMap;
 
+use crate::access::Role;
+use crate::engine::Engine;
 use crate::error::ApiError;
+use crate::tokens;
+
+/// The token a principal authenticated with (never the secret itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRef {
+    pub id: String,
+    /// SHA-256 of the secret, the key it is looked up by.
+    pub hash: String,
+}
 
 /// Who is calling, and how far they reach.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// Recorded as the actor of every event the principal causes.
     pub name: String,
+    pub role: Role,
     /// The subtree the principal reaches; `None` = the whole district.
     pub scope: Option<NodeCode>,
     /// The node path of `scope` (see `Jurisdiction::node_path`), resolved once.
     pub scope_path: Option<String>,
+    /// For a handling unit: the unit it speaks for.
+    pub unit: Option<UnitCode>,
+    /// `None` for the local all-access principal.
+    pub token: Option<TokenRef>,
 }
 
 impl Principal {
@@ -23,16 +45,25 @@ impl Principal {
     pub fn local() -> Self {
         Principal {
             name: "local".into(),
+            role: Role::Admin,
             scope: None,
             scope_path: None,
+            unit: None,
+            token: None,
         }
     }
 
-    /// The principal may see a ticket filed under `node_path`.
+    /// The principal's subtree includes `node_path`.
     pub fn reaches(&self, node_path: &str) -> bool {
         self.scope_path
             .as_deref()
             .is_none_or(|scope| node_path.starts_with(scope))
+    }
+
+    /// Reaches every ticket of the district (a district-wide admin, dispatcher or supervisor): for it,
+    /// a ticket it cannot find does not exist.
+    pub fn reaches_everything(&self) -> bool {
+        self.scope_path.is_none() && !matches!(self.role, Role::Unit | Role::Intake)
     }
 
     /// Narrows a requested subtree to the principal's scope. `Ok(None)` = everywhere.
@@ -51,16 +82,171 @@ impl Principal {
 }
 
 /// Resolves the caller of a request.
+#[async_trait::async_trait]
 pub trait Authenticator: Send + Sync + std::fmt::Debug + 'static {
-    fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, ApiError>;
+    async fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, ApiError>;
+
+    /// Checks that an authenticated principal still holds (its token is neither revoked nor expired);
+    /// long-lived streams call it as they go.
+    async fn recheck(&self, principal: &Principal) -> Result<(), ApiError>;
 }
 
 /// Everyone is the local all-access principal (loopback use, demos and tests).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LocalAllAccess;
 
+#[async_trait::async_trait]
 impl Authenticator for LocalAllAccess {
-    fn authenticate(&self, _metadata: &MetadataMap) -> Result<Principal, ApiError> {
+    async fn authenticate(&self, _metadata: &MetadataMap) -> Result<Principal, ApiError> {
         Ok(Principal::local())
+    }
+
+    async fn recheck(&self, _principal: &Principal) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+/// How long a token lookup is trusted before the store is asked again: a revocation takes effect
+/// within this long.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Lookups kept at most; the cache starts over beyond it (unknown tokens are cached too).
+const TOKEN_CACHE_ENTRIES: usize = 10_000;
+
+/// Bearer tokens checked against the store's hashes, with a short cache.
+#[derive(Debug)]
+pub struct TokenAuthenticator {
+    engine: Arc<Engine>,
+    ttl: Duration,
+    cache: Mutex<HashMap<String, (Instant, Option<TokenRecord>)>>,
+}
+
+impl TokenAuthenticator {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self::with_cache_ttl(engine, TOKEN_CACHE_TTL)
+    }
+
+    pub fn with_cache_ttl(engine: Arc<Engine>, ttl: Duration) -> Self {
+        TokenAuthenticator {
+            engine,
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn lookup(&self, hash: &str) -> Result<Option<TokenRecord>, ApiError> {
+        {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, record)) = cache.get(hash)
+                && at.elapsed() < self.ttl
+            {
+                return Ok(record.clone());
+            }
+        }
+        let record = self.engine.store().token_by_hash(hash).await?;
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= TOKEN_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(hash.to_owned(), (Instant::now(), record.clone()));
+        Ok(record)
+    }
+
+    /// The token's record if it is still good now.
+    async fn valid(&self, hash: &str) -> Result<TokenRecord, ApiError> {
+        let record = self
+            .lookup(hash)
+            .await?
+            .ok_or_else(|| ApiError::Unauthenticated("unknown token".into()))?;
+        let now = self.engine.now();
+        if record.revoked_at.is_some_and(|at| at <= now) {
+            return Err(ApiError::Unauthenticated(format!(
+                "token {} was revoked",
+                record.id
+            )));
+        }
+        if record.expires_at.is_some_and(|at| at <= now) {
+            return Err(ApiError::Unauthenticated(format!(
+                "token {} has expired",
+                record.id
+            )));
+        }
+        Ok(record)
+    }
+}
+
+/// The secret of an `authorization: Bearer TOKEN` header.
+fn bearer(metadata: &MetadataMap) -> Result<&str, ApiError> {
+    let value = metadata.get("authorization").ok_or_else(|| {
+        ApiError::Unauthenticated(
+            "this service requires authentication: send `authorization: Bearer TOKEN` \
+             (tokens come from `doorstep token create`)"
+                .into(),
+        )
+    })?;
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::Unauthenticated("authorization is not ASCII".into()))?;
+    let secret = text
+        .strip_prefix("Bearer ")
+        .or_else(|| text.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::Unauthenticated("authorization must be `Bearer TOKEN`".into()))?;
+    if secret.len() > 256 {
+        return Err(ApiError::Unauthenticated("unknown token".into()));
+    }
+    Ok(secret)
+}
+
+#[async_trait::async_trait]
+impl Authenticator for TokenAuthenticator {
+    async fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, ApiError> {
+        let hash = tokens::hash(bearer(metadata)?);
+        let record = self.valid(&hash).await?;
+        let role: Role = record.role.parse().map_err(|e: String| {
+            ApiError::Internal(format!("token {}: stored role: {e}", record.id))
+        })?;
+        let scope = NodeCode::parse(&record.scope)
+            .map_err(|e| ApiError::Internal(format!("token {}: stored scope: {e}", record.id)))?;
+        let district = self.engine.district();
+        let tree = &district.jurisdiction;
+        let path = tree.node_path(&scope).ok_or_else(|| {
+            ApiError::PermissionDenied(format!(
+                "the scope of token {}, node {scope}, is no longer in the district",
+                record.id
+            ))
+        })?;
+        let district_wide = tree.node(&scope).is_some_and(|n| n.parent.is_none());
+        let unit = record
+            .unit
+            .as_deref()
+            .map(UnitCode::parse)
+            .transpose()
+            .map_err(|e| ApiError::Internal(format!("token {}: stored unit: {e}", record.id)))?;
+        if (role == Role::Unit) != unit.is_some() {
+            // `tokens::issue` never stores this; a hand-edited row must not widen a unit's reach.
+            return Err(ApiError::Internal(format!(
+                "token {}: a unit token names exactly one unit, and only a unit token does",
+                record.id
+            )));
+        }
+        Ok(Principal {
+            name: record.name,
+            role,
+            scope: (!district_wide).then_some(scope),
+            scope_path: (!district_wide).then_some(path),
+            unit,
+            token: Some(TokenRef {
+                id: record.id,
+                hash,
+            }),
+        })
+    }
+
+    async fn recheck(&self, principal: &Principal) -> Result<(), ApiError> {
+        match &principal.token {
+            Some(token) => self.valid(&token.hash).await.map(|_| ()),
+            None => Ok(()),
+        }
     }
 }

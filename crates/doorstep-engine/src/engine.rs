@@ -259,7 +259,7 @@ impl Engine {
             .ticket_by_ref(intake.source, &intake.external_ref)
             .await?
         {
-            return Ok((existing, false));
+            return self.existing_for(principal, existing).await;
         }
         let level = level_hint.unwrap_or(route.entry.default_level);
         let policy = self.policy(shared.current_policy).await?;
@@ -309,7 +309,7 @@ impl Engine {
                 tracing::info!(ticket = %ticket.id, level = %ticket.level, node = %ticket.intake.node, "ticket registered");
                 Ok((ticket, true))
             }
-            Created::Existing(existing) => Ok((*existing, false)),
+            Created::Existing(existing) => self.existing_for(principal, *existing).await,
         }
     }
 
@@ -324,13 +324,13 @@ impl Engine {
             .get_ticket(id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("ticket {id}")))?;
-        if !principal.reaches(&self.ticket_path(&ticket).await?) {
+        if !self.may_see(principal, &ticket).await? {
             return Err(ApiError::NotFound(format!("ticket {id}")));
         }
         Ok(ticket)
     }
 
-    async fn ticket_path(&self, ticket: &Ticket) -> Result<String, ApiError> {
+    pub(crate) async fn ticket_path(&self, ticket: &Ticket) -> Result<String, ApiError> {
         if let Some(path) = self.district().jurisdiction.node_path(&ticket.intake.node) {
             return Ok(path);
         }
@@ -358,7 +358,10 @@ impl Engine {
         version: i64,
         action: Action,
     ) -> Result<Ticket, ApiError> {
-        let ticket = self.get_ticket(principal, id).await?;
+        let ticket = self.ticket_for_action(principal, id).await?;
+        if let Action::Command(command) = &action {
+            Self::check_acting_unit(principal, command)?;
+        }
         if version != ticket.version {
             return Err(ApiError::Aborted(format!(
                 "ticket {id} is at version {}, not {version}: reload it and try again",
@@ -472,6 +475,15 @@ impl Engine {
         };
         let mut query = request.query;
         query.subtree = principal.narrow(requested)?;
+        if let Some(own) = &principal.unit {
+            // A handling unit lists its own tickets; another unit's queue is not there for it.
+            match &query.unit {
+                Some(asked) if asked != own => {
+                    return Err(ApiError::NotFound(format!("unit {asked}")));
+                }
+                _ => query.unit = Some(own.clone()),
+            }
+        }
         if request.overdue_only {
             query.overdue_at = Some(self.clock.now());
         }

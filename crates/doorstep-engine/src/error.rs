@@ -21,6 +21,9 @@ pub enum ApiError {
     PermissionDenied(String),
     #[error("{0}")]
     Unauthenticated(String),
+    /// The principal is over its rate limit.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// Logged with detail; the caller sees an opaque message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -78,6 +81,7 @@ impl From<ApiError> for tonic::Status {
             ApiError::Aborted(m) => tonic::Status::aborted(m),
             ApiError::PermissionDenied(m) => tonic::Status::permission_denied(m),
             ApiError::Unauthenticated(m) => tonic::Status::unauthenticated(m),
+            ApiError::ResourceExhausted(m) => tonic::Status::resource_exhausted(m),
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 tonic::Status::internal("internal error; the server log has the details")

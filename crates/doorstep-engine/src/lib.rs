@@ -2,15 +2,22 @@
 //! shared by the gRPC service and the SLA scheduler. No wire types come in here.
 //!
 //! - [`engine`]: the [`Engine`] (district, calendar and policy versions in memory; every write one commit);
-//! - [`auth`]: the authorization seam: a [`Principal`] with a jurisdiction scope, checked here;
+//! - [`auth`]: authentication: a [`Principal`] with a role and a jurisdiction scope, from a bearer token
+//!   ([`TokenAuthenticator`]) or the loopback default ([`LocalAllAccess`]);
+//! - [`access`]: the one role × RPC table, [`authorize`], and how much of a caller each role sees;
+//! - [`tokens`]: issuing tokens (random, shown once, stored as a hash);
 //! - [`error`]: [`ApiError`], the failures a caller can see, and their one mapping to gRPC codes.
 //!
 //! [`Store`]: doorstep_store::Store
 
+pub mod access;
 pub mod auth;
 pub mod engine;
 pub mod error;
+mod reach;
+pub mod tokens;
 
-pub use auth::{Authenticator, LocalAllAccess, Principal};
+pub use access::{CallerView, Role, Rpc, authorize};
+pub use auth::{Authenticator, LocalAllAccess, Principal, TokenAuthenticator};
 pub use engine::{Action, Engine, Explanation, ListRequest};
 pub use error::ApiError;

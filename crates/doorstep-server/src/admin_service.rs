@@ -7,7 +7,8 @@ use doorstep_proto::v1::admin_service_server::AdminService;
 use tonic::{Request, Response, Status};
 
 use crate::convert;
-use doorstep_engine::auth::Authenticator;
+use crate::gate::Gate;
+use doorstep_engine::Rpc;
 use doorstep_engine::engine::Engine;
 use doorstep_engine::error::ApiError;
 
@@ -17,12 +18,12 @@ pub const MAX_TOML_BYTES: usize = 4 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Admin {
     engine: Arc<Engine>,
-    auth: Arc<dyn Authenticator>,
+    gate: Arc<Gate>,
 }
 
 impl Admin {
-    pub fn new(engine: Arc<Engine>, auth: Arc<dyn Authenticator>) -> Self {
-        Admin { engine, auth }
+    pub fn new(engine: Arc<Engine>, gate: Arc<Gate>) -> Self {
+        Admin { engine, gate }
     }
 }
 
@@ -45,7 +46,7 @@ impl AdminService for Admin {
         &self,
         request: Request<w::ImportDistrictRequest>,
     ) -> Result<Response<w::ImportDistrictResponse>, Status> {
-        self.auth.authenticate(request.metadata())?;
+        self.gate.admit(&request, Rpc::ImportDistrict).await?;
         let counts = self
             .engine
             .import_district(toml_field(&request.get_ref().toml)?)
@@ -62,7 +63,7 @@ impl AdminService for Admin {
         &self,
         request: Request<w::ListNodesRequest>,
     ) -> Result<Response<w::ListNodesResponse>, Status> {
-        let principal = self.auth.authenticate(request.metadata())?;
+        let principal = self.gate.admit(&request, Rpc::ListNodes).await?;
         let req = request.into_inner();
         let parent = convert::opt_node("parent", &req.parent)?;
         let district = self.engine.district();
@@ -93,7 +94,7 @@ impl AdminService for Admin {
         &self,
         request: Request<w::GetNodeRequest>,
     ) -> Result<Response<w::Node>, Status> {
-        let principal = self.auth.authenticate(request.metadata())?;
+        let principal = self.gate.admit(&request, Rpc::GetNode).await?;
         let code = convert::node("code", &request.get_ref().code)?;
         let district = self.engine.district();
         let tree = &district.jurisdiction;
@@ -109,7 +110,7 @@ impl AdminService for Admin {
         &self,
         request: Request<w::ListUnitsRequest>,
     ) -> Result<Response<w::ListUnitsResponse>, Status> {
-        self.auth.authenticate(request.metadata())?;
+        self.gate.admit(&request, Rpc::ListUnits).await?;
         let node = convert::opt_node("node", &request.get_ref().node)?;
         let district = self.engine.district();
         let units = district
@@ -125,7 +126,7 @@ impl AdminService for Admin {
         &self,
         request: Request<w::ListCatalogueRequest>,
     ) -> Result<Response<w::ListCatalogueResponse>, Status> {
-        self.auth.authenticate(request.metadata())?;
+        self.gate.admit(&request, Rpc::ListCatalogue).await?;
         let district = self.engine.district();
         Ok(Response::new(w::ListCatalogueResponse {
             entries: district
@@ -140,7 +141,7 @@ impl AdminService for Admin {
         &self,
         request: Request<w::CalendarYear>,
     ) -> Result<Response<w::CalendarYear>, Status> {
-        self.auth.authenticate(request.metadata())?;
+        self.gate.admit(&request, Rpc::PutCalendarYear).await?;
         let (notice, days) = convert::calendar_year(request.into_inner())?;
         let year = notice.year;
         self.engine.put_calendar_notice(notice, days).await?;
@@ -158,7 +159,7 @@ impl AdminService for Admin {
         &self,
         request: Request<w::GetCalendarYearRequest>,
     ) -> Result<Response<w::CalendarYear>, Status> {
-        self.auth.authenticate(request.metadata())?;
+        self.gate.admit(&request, Rpc::GetCalendarYear).await?;
         let year = request.get_ref().year;
         let calendar = self.engine.calendar();
         let notice = calendar.notice(year).ok_or_else(|| {
@@ -176,7 +177,7 @@ impl AdminService for Admin {
         &self,
         request: Request<w::PutPolicyRequest>,
     ) -> Result<Response<w::Policy>, Status> {
-        self.auth.authenticate(request.metadata())?;
+        self.gate.admit(&request, Rpc::PutPolicy).await?;
         let stored = self
             .engine
             .put_policy(toml_field(&request.get_ref().toml)?)
@@ -188,7 +189,7 @@ impl AdminService for Admin {
         &self,
         request: Request<w::GetPolicyRequest>,
     ) -> Result<Response<w::Policy>, Status> {
-        self.auth.authenticate(request.metadata())?;
+        self.gate.admit(&request, Rpc::GetPolicy).await?;
         let version = request.get_ref().version;
         if version < 0 {
             return Err(ApiError::invalid("version", "must not be negative").into());
@@ -196,6 +197,54 @@ impl AdminService for Admin {
         Ok(Response::new(wire_policy(
             self.engine.policy_version(version).await?,
         )))
+    }
+
+    async fn query_audit_log(
+        &self,
+        request: Request<w::QueryAuditLogRequest>,
+    ) -> Result<Response<w::QueryAuditLogResponse>, Status> {
+        self.gate.admit(&request, Rpc::QueryAuditLog).await?;
+        let req = request.into_inner();
+        let limit = match req.page_size {
+            0 => 100,
+            n @ 1..=1000 => n as u32,
+            n => {
+                return Err(ApiError::invalid(
+                    "page_size",
+                    format!("{n} must be between 1 and 1000"),
+                )
+                .into());
+            }
+        };
+        let text = |field: &'static str, value: &str| -> Result<Option<String>, ApiError> {
+            let value = doorstep_domain::ids::optional_text(field, value, 128)?;
+            Ok((!value.is_empty()).then_some(value))
+        };
+        let query = doorstep_store::AuditQuery {
+            ticket_id: text("ticket_id", &req.ticket_id)?,
+            principal: text("principal", &req.principal)?,
+            after: text("page_token", &req.page_token)?,
+            limit,
+        };
+        let entries = self.engine.audit_log(&query).await?;
+        let next_page_token = match entries.last() {
+            Some(last) if entries.len() == limit as usize => last.id.clone(),
+            _ => String::new(),
+        };
+        Ok(Response::new(w::QueryAuditLogResponse {
+            entries: entries
+                .into_iter()
+                .map(|e| w::AuditEntry {
+                    id: e.id,
+                    at: Some(convert::timestamp(e.at)),
+                    principal: e.principal,
+                    token_id: e.token_id.unwrap_or_default(),
+                    ticket_id: e.ticket_id,
+                    what: e.what,
+                })
+                .collect(),
+            next_page_token,
+        }))
     }
 }
 

@@ -7,7 +7,7 @@ use doorstep_proto::v1 as w;
 use doorstep_store::StoredEvent;
 use prost_types::Timestamp;
 
-use doorstep_engine::auth::Principal;
+use doorstep_engine::access::{CallerView, mask_name, mask_phone};
 use doorstep_engine::engine::Explanation;
 use doorstep_engine::error::ApiError;
 
@@ -217,8 +217,14 @@ pub fn intake(req: w::CreateTicketRequest) -> Result<(d::Intake, Option<d::Level
     Ok((intake, opt_level("level_hint", req.level_hint)?))
 }
 
-/// A ticket as the principal may see it.
-pub fn ticket(t: &d::Ticket, now: DateTime<Utc>, _principal: &Principal) -> w::Ticket {
+/// A ticket with its caller as `view` allows (see `doorstep_engine::access::caller_view`).
+pub fn ticket(t: &d::Ticket, now: DateTime<Utc>, view: CallerView) -> w::Ticket {
+    let caller = &t.intake.caller;
+    let (name, phone) = match view {
+        CallerView::Full => (caller.name.clone(), caller.phone.clone()),
+        CallerView::Masked => (mask_name(&caller.name), mask_phone(&caller.phone)),
+        CallerView::Hidden => (String::new(), String::new()),
+    };
     let running = matches!(
         t.status,
         d::Status::New | d::Status::Returned | d::Status::Dispatched | d::Status::InProgress
@@ -228,9 +234,9 @@ pub fn ticket(t: &d::Ticket, now: DateTime<Utc>, _principal: &Principal) -> w::T
         source: wire_channel(t.intake.source) as i32,
         external_ref: t.intake.external_ref.clone(),
         caller: Some(w::Caller {
-            name: t.intake.caller.name.clone(),
-            phone: t.intake.caller.phone.clone(),
-            confidential: t.intake.caller.confidential,
+            name,
+            phone,
+            confidential: caller.confidential,
         }),
         category: t.intake.category.to_string(),
         content: t.intake.content.clone(),

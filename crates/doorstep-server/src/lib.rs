@@ -3,11 +3,16 @@
 //!
 //! - [`ticket_service`] and [`admin_service`]: the generated service traits, converting at the edge;
 //! - [`convert`]: wire ↔ domain, where every field is validated and named in its error;
+//! - [`gate`]: what every call passes first: authentication, the rate limit, the role × RPC table;
+//! - `fuzzing` (feature `fuzzing`): the fuzz target over request validation and the lifecycle;
 //!
 //! The engine itself (and the authorization seam, and the error mapping) is `doorstep-engine`.
 
 pub mod admin_service;
 pub mod convert;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+pub mod gate;
 pub mod ticket_service;
 
 use std::net::SocketAddr;
@@ -21,9 +26,66 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use doorstep_engine::{Action, ApiError, Authenticator, Engine, LocalAllAccess, Principal};
+pub use gate::{Gate, RateLimit};
+
+/// How the service runs beyond its engine, authenticator and listener.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Per principal (token); the local principal of an unauthenticated service is not limited.
+    pub rate_limit: RateLimit,
+    /// Serve TLS (needs the `tls` feature).
+    pub tls: Option<Tls>,
+}
+
+/// TLS material, PEM-encoded.
+#[derive(Clone)]
+pub struct Tls {
+    pub cert_chain: Vec<u8>,
+    pub key: Vec<u8>,
+    /// Mutual TLS: only clients presenting a certificate issued by this CA may connect.
+    pub client_ca: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("mutual", &self.client_ca.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "tls")]
+fn with_tls(
+    builder: tonic::transport::Server,
+    tls: Option<&Tls>,
+) -> std::io::Result<tonic::transport::Server> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let Some(tls) = tls else { return Ok(builder) };
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_chain, &tls.key));
+    if let Some(ca) = &tls.client_ca {
+        config = config.client_ca_root(Certificate::from_pem(ca));
+    }
+    builder.tls_config(config).map_err(std::io::Error::other)
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_tls(
+    builder: tonic::transport::Server,
+    tls: Option<&Tls>,
+) -> std::io::Result<tonic::transport::Server> {
+    match tls {
+        None => Ok(builder),
+        Some(_) => Err(std::io::Error::other(
+            "this doorstep was built without TLS (build with --features tls)",
+        )),
+    }
+}
 
 /// The largest request the service decodes, in bytes (a district file is the largest legitimate one).
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024 + 64 * 1024;
+/// The largest TicketService request, in bytes: the largest legitimate one (a ticket at its field
+/// limits: 20 000 characters of content, 20 attachment URLs) is well under it.
+pub const MAX_TICKET_REQUEST_BYTES: usize = 512 * 1024;
 
 /// A running service.
 #[derive(Debug)]
@@ -62,12 +124,23 @@ impl Running {
     }
 }
 
-/// Serves the engine on `listener` until shut down.
+/// Serves the engine on `listener` until shut down, with default [`Options`].
 pub async fn start(
     engine: Arc<Engine>,
     auth: Arc<dyn Authenticator>,
     listener: TcpListener,
 ) -> std::io::Result<Running> {
+    start_with(engine, auth, listener, Options::default()).await
+}
+
+/// Serves the engine on `listener` until shut down.
+pub async fn start_with(
+    engine: Arc<Engine>,
+    auth: Arc<dyn Authenticator>,
+    listener: TcpListener,
+    options: Options,
+) -> std::io::Result<Running> {
+    let gate = Arc::new(Gate::new(auth, options.rate_limit));
     let local_addr = listener.local_addr()?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -90,16 +163,17 @@ pub async fn start(
         .map_err(std::io::Error::other)?;
     let tickets = TicketServiceServer::new(ticket_service::Tickets::new(
         Arc::clone(&engine),
-        Arc::clone(&auth),
+        Arc::clone(&gate),
         shutdown_rx.clone(),
     ))
-    .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let admin = AdminServiceServer::new(admin_service::Admin::new(Arc::clone(&engine), auth))
+    .max_decoding_message_size(MAX_TICKET_REQUEST_BYTES);
+    let admin = AdminServiceServer::new(admin_service::Admin::new(Arc::clone(&engine), gate))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let mut stop = shutdown_rx;
     let incoming = TcpListenerStream::new(listener);
+    let mut builder = with_tls(tonic::transport::Server::builder(), options.tls.as_ref())?;
     let task = tokio::spawn(async move {
-        let result = tonic::transport::Server::builder()
+        let result = builder
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -14,10 +14,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::convert;
-use doorstep_engine::auth::{Authenticator, Principal};
+use crate::gate::Gate;
+use doorstep_engine::Rpc;
+use doorstep_engine::auth::Principal;
 use doorstep_engine::engine::{Action, Engine, ListRequest};
 use doorstep_engine::error::ApiError;
 
+/// The most values a list filter takes (there are nine statuses and four levels).
+const MAX_FILTER_VALUES: usize = 16;
 /// How many events a watch reads from the store at a time.
 const WATCH_BATCH: u32 = 500;
 /// A watch re-checks the store at least this often, to see commits made by other replicas.
@@ -26,31 +30,57 @@ const WATCH_POLL: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct Tickets {
     engine: Arc<Engine>,
-    auth: Arc<dyn Authenticator>,
+    gate: Arc<Gate>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Tickets {
     pub fn new(
         engine: Arc<Engine>,
-        auth: Arc<dyn Authenticator>,
+        gate: Arc<Gate>,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         Tickets {
             engine,
-            auth,
+            gate,
             shutdown,
         }
     }
 
-    fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        Ok(self.auth.authenticate(request.metadata())?)
+    /// Tickets as the principal may see them (callers masked or hidden by role; unmasked reads
+    /// audited).
+    async fn show(
+        &self,
+        principal: &Principal,
+        rpc: Rpc,
+        tickets: &[&doorstep_domain::Ticket],
+    ) -> Result<Vec<w::Ticket>, Status> {
+        let views = self.engine.disclose(principal, rpc, tickets).await?;
+        let now = self.engine.now();
+        Ok(tickets
+            .iter()
+            .zip(views)
+            .map(|(t, view)| convert::ticket(t, now, view))
+            .collect())
+    }
+
+    async fn show_one(
+        &self,
+        principal: &Principal,
+        rpc: Rpc,
+        ticket: &doorstep_domain::Ticket,
+    ) -> Result<w::Ticket, Status> {
+        let mut shown = self.show(principal, rpc, &[ticket]).await?;
+        shown
+            .pop()
+            .ok_or_else(|| ApiError::Internal("no ticket to show".into()).into())
     }
 
     /// Runs one action and answers the ticket as it is after it.
     async fn act(
         &self,
         principal: &Principal,
+        rpc: Rpc,
         id: &str,
         version: i64,
         action: Action,
@@ -64,24 +94,27 @@ impl Tickets {
             .into());
         }
         let ticket = self.engine.act(principal, &id, version, action).await?;
-        Ok(Response::new(convert::ticket(
-            &ticket,
-            self.engine.now(),
-            principal,
-        )))
+        Ok(Response::new(self.show_one(principal, rpc, &ticket).await?))
     }
 
     /// The common shape: a ticket action whose command depends only on the request.
     async fn simple(
         &self,
         request: Request<w::TicketAction>,
+        rpc: Rpc,
         command: impl FnOnce(&w::TicketAction) -> Result<Command, ApiError>,
     ) -> Result<Response<w::Ticket>, Status> {
-        let principal = self.principal(&request)?;
+        let principal = self.gate.admit(&request, rpc).await?;
         let req = request.into_inner();
         let command = command(&req)?;
-        self.act(&principal, &req.id, req.version, Action::Command(command))
-            .await
+        self.act(
+            &principal,
+            rpc,
+            &req.id,
+            req.version,
+            Action::Command(command),
+        )
+        .await
     }
 }
 
@@ -93,14 +126,17 @@ impl TicketService for Tickets {
         &self,
         request: Request<w::CreateTicketRequest>,
     ) -> Result<Response<w::CreateTicketResponse>, Status> {
-        let principal = self.principal(&request)?;
+        let principal = self.gate.admit(&request, Rpc::CreateTicket).await?;
         let (intake, level_hint) = convert::intake(request.into_inner())?;
         let (ticket, created) = self
             .engine
             .create_ticket(&principal, intake, level_hint)
             .await?;
         Ok(Response::new(w::CreateTicketResponse {
-            ticket: Some(convert::ticket(&ticket, self.engine.now(), &principal)),
+            ticket: Some(
+                self.show_one(&principal, Rpc::CreateTicket, &ticket)
+                    .await?,
+            ),
             created,
         }))
     }
@@ -109,25 +145,23 @@ impl TicketService for Tickets {
         &self,
         request: Request<w::GetTicketRequest>,
     ) -> Result<Response<w::Ticket>, Status> {
-        let principal = self.principal(&request)?;
+        let principal = self.gate.admit(&request, Rpc::GetTicket).await?;
         let id = convert::ticket_id("id", &request.get_ref().id)?;
         let ticket = self.engine.get_ticket(&principal, &id).await?;
-        Ok(Response::new(convert::ticket(
-            &ticket,
-            self.engine.now(),
-            &principal,
-        )))
+        Ok(Response::new(
+            self.show_one(&principal, Rpc::GetTicket, &ticket).await?,
+        ))
     }
 
     async fn get_timeline(
         &self,
         request: Request<w::GetTimelineRequest>,
     ) -> Result<Response<w::Timeline>, Status> {
-        let principal = self.principal(&request)?;
+        let principal = self.gate.admit(&request, Rpc::GetTimeline).await?;
         let id = convert::ticket_id("id", &request.get_ref().id)?;
         let (ticket, history, explanations) = self.engine.timeline(&principal, &id).await?;
         Ok(Response::new(w::Timeline {
-            ticket: Some(convert::ticket(&ticket, self.engine.now(), &principal)),
+            ticket: Some(self.show_one(&principal, Rpc::GetTimeline, &ticket).await?),
             events: history.iter().map(convert::event).collect(),
             deadlines: explanations.iter().map(convert::explanation).collect(),
         }))
@@ -137,7 +171,7 @@ impl TicketService for Tickets {
         &self,
         request: Request<w::ListTicketsRequest>,
     ) -> Result<Response<w::ListTicketsResponse>, Status> {
-        let principal = self.principal(&request)?;
+        let principal = self.gate.admit(&request, Rpc::ListTickets).await?;
         let req = request.into_inner();
         let limit = match req.page_size {
             0 => 50,
@@ -150,6 +184,18 @@ impl TicketService for Tickets {
                 .into());
             }
         };
+        for (field, len) in [
+            ("statuses", req.statuses.len()),
+            ("levels", req.levels.len()),
+        ] {
+            if len > MAX_FILTER_VALUES {
+                return Err(ApiError::invalid(
+                    field,
+                    format!("has {len} entries, at most {MAX_FILTER_VALUES} allowed"),
+                )
+                .into());
+            }
+        }
         let query = TicketQuery {
             subtree: None,
             statuses: req
@@ -182,13 +228,9 @@ impl TicketService for Tickets {
                 },
             )
             .await?;
-        let now = self.engine.now();
+        let tickets: Vec<&doorstep_domain::Ticket> = page.tickets.iter().collect();
         Ok(Response::new(w::ListTicketsResponse {
-            tickets: page
-                .tickets
-                .iter()
-                .map(|t| convert::ticket(t, now, &principal))
-                .collect(),
+            tickets: self.show(&principal, Rpc::ListTickets, &tickets).await?,
             next_page_token: convert::page_token(page.next),
         }))
     }
@@ -199,7 +241,7 @@ impl TicketService for Tickets {
         &self,
         request: Request<w::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        let principal = self.principal(&request)?;
+        let principal = self.gate.admit(&request, Rpc::WatchEvents).await?;
         let req = request.into_inner();
         if req.after_seq < 0 {
             return Err(ApiError::invalid("after_seq", "must not be negative").into());
@@ -220,9 +262,15 @@ impl TicketService for Tickets {
         };
         let (tx, rx) = mpsc::channel(64);
         let engine = Arc::clone(&self.engine);
+        let gate = Arc::clone(&self.gate);
         let mut shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             loop {
+                // A revoked or expired token ends the stream (checked at least every WATCH_POLL).
+                if let Err(e) = gate.recheck(&principal).await {
+                    let _ = tx.send(Err(Status::from(e))).await;
+                    return;
+                }
                 committed.borrow_and_update();
                 let batch = match engine
                     .events_after(subtree.as_deref(), cursor, WATCH_BATCH)
@@ -235,11 +283,21 @@ impl TicketService for Tickets {
                     }
                 };
                 let full = batch.len() == WATCH_BATCH as usize;
+                let last = batch.last().map(|e| e.seq);
+                let batch = match engine.visible_events(&principal, batch).await {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::from(e))).await;
+                        return;
+                    }
+                };
                 for event in &batch {
                     if tx.send(Ok(convert::event(event))).await.is_err() {
                         return;
                     }
-                    cursor = event.seq;
+                }
+                if let Some(last) = last {
+                    cursor = last;
                 }
                 if full {
                     continue;
@@ -259,7 +317,7 @@ impl TicketService for Tickets {
         &self,
         request: Request<w::DispatchTicketRequest>,
     ) -> Result<Response<w::Ticket>, Status> {
-        let principal = self.principal(&request)?;
+        let principal = self.gate.admit(&request, Rpc::DispatchTicket).await?;
         let req = request.into_inner();
         let action = match req.lead_unit.trim() {
             "" => Action::DispatchByCatalogue { reason: req.reason },
@@ -268,14 +326,21 @@ impl TicketService for Tickets {
                 reason: req.reason,
             }),
         };
-        self.act(&principal, &req.id, req.version, action).await
+        self.act(
+            &principal,
+            Rpc::DispatchTicket,
+            &req.id,
+            req.version,
+            action,
+        )
+        .await
     }
 
     async fn acknowledge_ticket(
         &self,
         request: Request<w::TicketAction>,
     ) -> Result<Response<w::Ticket>, Status> {
-        self.simple(request, |r| {
+        self.simple(request, Rpc::AcknowledgeTicket, |r| {
             Ok(Command::Acknowledge {
                 unit: convert::unit("unit", &r.unit)?,
             })
@@ -287,7 +352,7 @@ impl TicketService for Tickets {
         &self,
         request: Request<w::TicketAction>,
     ) -> Result<Response<w::Ticket>, Status> {
-        self.simple(request, |r| {
+        self.simple(request, Rpc::ReturnTicket, |r| {
             Ok(Command::Return {
                 unit: convert::unit("unit", &r.unit)?,
                 reason: r.reason.clone(),
@@ -300,7 +365,7 @@ impl TicketService for Tickets {
         &self,
         request: Request<w::TicketAction>,
     ) -> Result<Response<w::Ticket>, Status> {
-        self.simple(request, |r| {
+        self.simple(request, Rpc::SuspendTicket, |r| {
             Ok(Command::Suspend {
                 reason: r.reason.clone(),
             })
@@ -312,7 +377,7 @@ impl TicketService for Tickets {
         &self,
         request: Request<w::TicketAction>,
     ) -> Result<Response<w::Ticket>, Status> {
-        self.simple(request, |r| {
+        self.simple(request, Rpc::ResumeTicket, |r| {
             Ok(Command::Resume {
                 reason: r.reason.clone(),
             })
@@ -324,7 +389,7 @@ impl TicketService for Tickets {
         &self,
         request: Request<w::RequestExtensionRequest>,
     ) -> Result<Response<w::Ticket>, Status> {
-        let principal = self.principal(&request)?;
+        let principal = self.gate.admit(&request, Rpc::RequestExtension).await?;
         let req = request.into_inner();
         let days = u32::try_from(req.extra_working_days)
             .ok()
@@ -339,29 +404,41 @@ impl TicketService for Tickets {
             days,
             reason: req.reason,
         };
-        self.act(&principal, &req.id, req.version, Action::Command(command))
-            .await
+        self.act(
+            &principal,
+            Rpc::RequestExtension,
+            &req.id,
+            req.version,
+            Action::Command(command),
+        )
+        .await
     }
 
     async fn decide_extension(
         &self,
         request: Request<w::DecideExtensionRequest>,
     ) -> Result<Response<w::Ticket>, Status> {
-        let principal = self.principal(&request)?;
+        let principal = self.gate.admit(&request, Rpc::DecideExtension).await?;
         let req = request.into_inner();
         let command = Command::DecideExtension {
             approve: req.approve,
             reason: req.reason,
         };
-        self.act(&principal, &req.id, req.version, Action::Command(command))
-            .await
+        self.act(
+            &principal,
+            Rpc::DecideExtension,
+            &req.id,
+            req.version,
+            Action::Command(command),
+        )
+        .await
     }
 
     async fn whistle_ticket(
         &self,
         request: Request<w::WhistleTicketRequest>,
     ) -> Result<Response<w::Ticket>, Status> {
-        let principal = self.principal(&request)?;
+        let principal = self.gate.admit(&request, Rpc::WhistleTicket).await?;
         let req = request.into_inner();
         if req.units.len() > doorstep_domain::lifecycle::MAX_WHISTLE_UNITS {
             return Err(ApiError::invalid(
@@ -383,15 +460,21 @@ impl TicketService for Tickets {
             units,
             reason: req.reason,
         };
-        self.act(&principal, &req.id, req.version, Action::Command(command))
-            .await
+        self.act(
+            &principal,
+            Rpc::WhistleTicket,
+            &req.id,
+            req.version,
+            Action::Command(command),
+        )
+        .await
     }
 
     async fn report_in(
         &self,
         request: Request<w::TicketAction>,
     ) -> Result<Response<w::Ticket>, Status> {
-        self.simple(request, |r| {
+        self.simple(request, Rpc::ReportIn, |r| {
             Ok(Command::ReportIn {
                 unit: convert::unit("unit", &r.unit)?,
             })
@@ -403,7 +486,7 @@ impl TicketService for Tickets {
         &self,
         request: Request<w::TicketAction>,
     ) -> Result<Response<w::Ticket>, Status> {
-        self.simple(request, |r| {
+        self.simple(request, Rpc::UrgeTicket, |r| {
             Ok(Command::Urge {
                 reason: r.reason.clone(),
             })
@@ -415,7 +498,7 @@ impl TicketService for Tickets {
         &self,
         request: Request<w::TicketAction>,
     ) -> Result<Response<w::Ticket>, Status> {
-        self.simple(request, |r| {
+        self.simple(request, Rpc::SuperviseTicket, |r| {
             Ok(Command::Supervise {
                 reason: r.reason.clone(),
             })
@@ -427,7 +510,7 @@ impl TicketService for Tickets {
         &self,
         request: Request<w::TicketAction>,
     ) -> Result<Response<w::Ticket>, Status> {
-        self.simple(request, |r| {
+        self.simple(request, Rpc::EscalateTicket, |r| {
             Ok(Command::Escalate {
                 reason: r.reason.clone(),
                 owner_unit: None,
@@ -441,53 +524,75 @@ impl TicketService for Tickets {
         &self,
         request: Request<w::ReclassifyTicketRequest>,
     ) -> Result<Response<w::Ticket>, Status> {
-        let principal = self.principal(&request)?;
+        let principal = self.gate.admit(&request, Rpc::ReclassifyTicket).await?;
         let req = request.into_inner();
         let command = Command::Reclassify {
             level: convert::level("level", req.level)?,
             reason: req.reason,
             case_owner: None,
         };
-        self.act(&principal, &req.id, req.version, Action::Command(command))
-            .await
+        self.act(
+            &principal,
+            Rpc::ReclassifyTicket,
+            &req.id,
+            req.version,
+            Action::Command(command),
+        )
+        .await
     }
 
     async fn resolve_ticket(
         &self,
         request: Request<w::ResolveTicketRequest>,
     ) -> Result<Response<w::Ticket>, Status> {
-        let principal = self.principal(&request)?;
+        let principal = self.gate.admit(&request, Rpc::ResolveTicket).await?;
         let req = request.into_inner();
         let command = Command::Resolve {
             resolution: req.resolution,
         };
-        self.act(&principal, &req.id, req.version, Action::Command(command))
-            .await
+        self.act(
+            &principal,
+            Rpc::ResolveTicket,
+            &req.id,
+            req.version,
+            Action::Command(command),
+        )
+        .await
     }
 
     async fn record_callback(
         &self,
         request: Request<w::RecordCallbackRequest>,
     ) -> Result<Response<w::Ticket>, Status> {
-        let principal = self.principal(&request)?;
+        let principal = self.gate.admit(&request, Rpc::RecordCallback).await?;
         let req = request.into_inner();
         let command = Command::RecordCallback {
             satisfaction: convert::satisfaction("satisfaction", req.satisfaction)?,
             matter_solved: req.matter_solved,
             comment: req.comment,
         };
-        self.act(&principal, &req.id, req.version, Action::Command(command))
-            .await
+        self.act(
+            &principal,
+            Rpc::RecordCallback,
+            &req.id,
+            req.version,
+            Action::Command(command),
+        )
+        .await
     }
 
     async fn merge_ticket(
         &self,
         request: Request<w::MergeTicketRequest>,
     ) -> Result<Response<w::Ticket>, Status> {
-        let principal = self.principal(&request)?;
+        let principal = self.gate.admit(&request, Rpc::MergeTicket).await?;
         let req = request.into_inner();
         let into: TicketId = convert::ticket_id("into_id", &req.into_id)?;
-        // The ticket it duplicates must exist where the caller can see it.
+        // The ticket merged must be one the caller may act on (checked first: PERMISSION_DENIED, not
+        // a hint about the other ticket), and the one it duplicates exist where the caller can see it.
+        self.engine
+            .ticket_for_action(&principal, &convert::ticket_id("id", &req.id)?)
+            .await?;
         self.engine
             .get_ticket(&principal, &into)
             .await
@@ -501,15 +606,21 @@ impl TicketService for Tickets {
             into,
             reason: req.reason,
         };
-        self.act(&principal, &req.id, req.version, Action::Command(command))
-            .await
+        self.act(
+            &principal,
+            Rpc::MergeTicket,
+            &req.id,
+            req.version,
+            Action::Command(command),
+        )
+        .await
     }
 
     async fn cancel_ticket(
         &self,
         request: Request<w::TicketAction>,
     ) -> Result<Response<w::Ticket>, Status> {
-        self.simple(request, |r| {
+        self.simple(request, Rpc::CancelTicket, |r| {
             Ok(Command::Cancel {
                 reason: r.reason.clone(),
             })
@@ -521,7 +632,7 @@ impl TicketService for Tickets {
         &self,
         request: Request<w::TicketAction>,
     ) -> Result<Response<w::Ticket>, Status> {
-        self.simple(request, |r| {
+        self.simple(request, Rpc::AddNote, |r| {
             Ok(Command::AddNote {
                 text: r.reason.clone(),
             })

@@ -26,6 +26,7 @@ mod district;
 mod error;
 mod migrations;
 mod postgres;
+mod security;
 mod sql;
 mod sqlite;
 #[cfg(feature = "testing")]
@@ -66,6 +67,7 @@ pub enum StoreError {
 
 pub use connect::{ConnectOptions, SqliteSync, connect, migrate, redact};
 pub use migrations::MigrationReport;
+pub use security::{AuditEntry, AuditQuery, TokenRecord};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -229,4 +231,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn put_policy(&self, toml: &str, at: DateTime<Utc>) -> Result<PolicyVersion>;
     /// A policy version; 0 = the latest. `None` when there is none.
     async fn policy(&self, version: i64) -> Result<Option<PolicyVersion>>;
+
+    // Security (issue 6): API tokens and the append-only audit log; see the `security` module.
+    async fn create_token(&self, token: &TokenRecord) -> Result<()>;
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>>;
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
+    /// Marks a token revoked (idempotent: the first instant stands); `NotFound` for an unknown id.
+    async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<TokenRecord>;
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()>;
+    async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
 }

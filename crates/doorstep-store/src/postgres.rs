@@ -834,6 +834,25 @@ impl Store for PgStore {
         })
         .transpose()
     }
+
+    async fn create_token(&self, t: &crate::TokenRecord) -> Result<()> {
+        crate::security::postgres::create_token(&self.pool, t).await
+    }
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<crate::TokenRecord>> {
+        crate::security::postgres::token_by_hash(&self.pool, hash).await
+    }
+    async fn list_tokens(&self) -> Result<Vec<crate::TokenRecord>> {
+        crate::security::postgres::list_tokens(&self.pool).await
+    }
+    async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<crate::TokenRecord> {
+        crate::security::postgres::revoke_token(&self.pool, id, at).await
+    }
+    async fn append_audit(&self, entries: &[crate::AuditEntry]) -> Result<()> {
+        crate::security::postgres::append_audit(&self.pool, entries).await
+    }
+    async fn audit_log(&self, q: &crate::AuditQuery) -> Result<Vec<crate::AuditEntry>> {
+        crate::security::postgres::audit_log(&self.pool, q).await
+    }
 }
 
 #[cfg(test)]

@@ -958,4 +958,29 @@ impl Store for SqliteStore {
         })
         .transpose()
     }
+
+    async fn create_token(&self, t: &crate::TokenRecord) -> Result<()> {
+        let t = t.clone();
+        self.write(move |c| Box::pin(crate::security::sqlite::create_token(c, t)))
+            .await
+    }
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<crate::TokenRecord>> {
+        crate::security::sqlite::token_by_hash(&self.reads, hash).await
+    }
+    async fn list_tokens(&self) -> Result<Vec<crate::TokenRecord>> {
+        crate::security::sqlite::list_tokens(&self.reads).await
+    }
+    async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<crate::TokenRecord> {
+        let id = id.to_owned();
+        self.write(move |c| Box::pin(crate::security::sqlite::revoke_token(c, id, at)))
+            .await
+    }
+    async fn append_audit(&self, entries: &[crate::AuditEntry]) -> Result<()> {
+        let entries = entries.to_vec();
+        self.write(move |c| Box::pin(crate::security::sqlite::append_audit(c, entries)))
+            .await
+    }
+    async fn audit_log(&self, q: &crate::AuditQuery) -> Result<Vec<crate::AuditEntry>> {
+        crate::security::sqlite::audit_log(&self.reads, q).await
+    }
 }

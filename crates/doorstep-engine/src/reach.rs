@@ -1,0 +1,164 @@
+//! Which tickets a principal reaches, what it sees of their callers, and the audit log of every read of
+//! unmasked personal data.
+
+use doorstep_domain::{Command, Ticket, TicketId};
+use doorstep_store::{AuditEntry, AuditQuery, StoredEvent};
+
+use crate::access::{CallerView, Role, Rpc, caller_view};
+use crate::auth::Principal;
+use crate::engine::Engine;
+use crate::error::ApiError;
+
+impl Engine {
+    /// The principal reaches the ticket: within its subtree, and for a handling unit a ticket it
+    /// leads or co-handles, for intake a ticket it registered.
+    pub async fn may_see(&self, principal: &Principal, ticket: &Ticket) -> Result<bool, ApiError> {
+        if !principal.reaches(&self.ticket_path(ticket).await?) {
+            return Ok(false);
+        }
+        Ok(match principal.role {
+            Role::Unit => principal.unit.as_ref().is_some_and(|unit| {
+                ticket.lead_unit.as_ref() == Some(unit)
+                    || ticket.co_handlers.iter().any(|c| &c.unit == unit)
+            }),
+            Role::Intake => self.registered_by(ticket).await? == principal.name,
+            _ => true,
+        })
+    }
+
+    /// Intake's retry finds the ticket already registered: answered only to a principal that reaches it.
+    pub(crate) async fn existing_for(
+        &self,
+        principal: &Principal,
+        existing: Ticket,
+    ) -> Result<(Ticket, bool), ApiError> {
+        if !self.may_see(principal, &existing).await? {
+            return Err(ApiError::PermissionDenied(
+                "this source and external_ref were registered by another principal".into(),
+            ));
+        }
+        Ok((existing, false))
+    }
+
+    /// The actor of the ticket's CREATED event.
+    async fn registered_by(&self, ticket: &Ticket) -> Result<String, ApiError> {
+        let history = self.store().history(&ticket.id).await?;
+        Ok(history
+            .first()
+            .map(|e| e.event.actor.to_string())
+            .unwrap_or_default())
+    }
+
+    /// The ticket an action is asked on. Out of reach, it is PERMISSION_DENIED, and so is a ticket that
+    /// does not exist for a principal that does not reach everything (no existence leak either way).
+    pub async fn ticket_for_action(
+        &self,
+        principal: &Principal,
+        id: &TicketId,
+    ) -> Result<Ticket, ApiError> {
+        let denied = || {
+            ApiError::PermissionDenied(format!(
+                "ticket {id} is not among the tickets {} may act on",
+                principal.name
+            ))
+        };
+        match self.store().get_ticket(id).await? {
+            Some(ticket) if self.may_see(principal, &ticket).await? => Ok(ticket),
+            Some(_) => Err(denied()),
+            None if principal.reaches_everything() => {
+                Err(ApiError::NotFound(format!("ticket {id}")))
+            }
+            None => Err(denied()),
+        }
+    }
+
+    /// A handling unit acts only in its own name.
+    pub(crate) fn check_acting_unit(
+        principal: &Principal,
+        command: &Command,
+    ) -> Result<(), ApiError> {
+        let named = match command {
+            Command::Acknowledge { unit }
+            | Command::Return { unit, .. }
+            | Command::ReportIn { unit } => unit,
+            _ => return Ok(()),
+        };
+        match (&principal.role, &principal.unit) {
+            (Role::Unit, Some(own)) if own != named => Err(ApiError::PermissionDenied(format!(
+                "this token speaks for unit {own}, not {named}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The events of a watch or export the principal may see: for a handling unit, only those of
+    /// tickets it leads or co-handles now.
+    pub async fn visible_events(
+        &self,
+        principal: &Principal,
+        events: Vec<StoredEvent>,
+    ) -> Result<Vec<StoredEvent>, ApiError> {
+        if principal.role != Role::Unit {
+            return Ok(events);
+        }
+        let mut seen: std::collections::HashMap<TicketId, bool> = Default::default();
+        let mut out = Vec::with_capacity(events.len());
+        for event in events {
+            let visible = match seen.get(&event.ticket_id) {
+                Some(v) => *v,
+                None => {
+                    let v = match self.store().get_ticket(&event.ticket_id).await? {
+                        Some(t) => self.may_see(principal, &t).await?,
+                        None => false,
+                    };
+                    seen.insert(event.ticket_id.clone(), v);
+                    v
+                }
+            };
+            if visible {
+                out.push(event);
+            }
+        }
+        Ok(out)
+    }
+
+    /// How the principal sees each ticket's caller; every unmasked view of a name or phone is appended
+    /// to the audit log first (if that fails, nothing is shown).
+    pub async fn disclose(
+        &self,
+        principal: &Principal,
+        rpc: Rpc,
+        tickets: &[&Ticket],
+    ) -> Result<Vec<CallerView>, ApiError> {
+        let now = self.now();
+        let mut entries = Vec::new();
+        let views = tickets
+            .iter()
+            .map(|t| {
+                let caller = &t.intake.caller;
+                let view = caller_view(principal, caller.confidential);
+                if view == CallerView::Full && !(caller.name.is_empty() && caller.phone.is_empty())
+                {
+                    entries.push(AuditEntry {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        at: now,
+                        principal: principal.name.clone(),
+                        token_id: principal.token.as_ref().map(|t| t.id.clone()),
+                        ticket_id: t.id.to_string(),
+                        what: format!("caller name and phone via {}", rpc.name()),
+                    });
+                }
+                view
+            })
+            .collect();
+        if !entries.is_empty() {
+            self.store().append_audit(&entries).await?;
+        }
+        Ok(views)
+    }
+
+    /// The audit log, oldest first.
+    pub async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, ApiError> {
+        Ok(self.store().audit_log(query).await?)
+    }
+}

@@ -1,0 +1,150 @@
+//! The gate every call passes first: authentication, the principal's rate limit, and the role × RPC
+//! table ([`doorstep_engine::authorize`]), in that order and in this one place.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use doorstep_engine::{ApiError, Authenticator, Principal, Rpc, authorize};
+use tonic::{Request, Status};
+
+/// A token bucket per principal: `per_second` calls a second on average, bursts up to `burst`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: f64,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit {
+            per_second: 50.0,
+            burst: 200.0,
+        }
+    }
+}
+
+/// Principals tracked at most; idle buckets (full again) are dropped beyond it.
+const MAX_BUCKETS: usize = 10_000;
+
+#[derive(Debug)]
+struct Buckets {
+    limit: RateLimit,
+    /// Principal key → (tokens left, last refill).
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl Buckets {
+    /// The bucket has at least one call left (taking nothing).
+    fn has_room(&self, key: &str) -> bool {
+        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        buckets.get(key).is_none_or(|(left, at)| {
+            *left + at.elapsed().as_secs_f64() * self.limit.per_second >= 1.0
+        })
+    }
+
+    fn take(&self, key: &str) -> bool {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
+            let limit = self.limit;
+            buckets.retain(|_, (left, at)| {
+                *left + now.duration_since(*at).as_secs_f64() * limit.per_second < limit.burst
+            });
+        }
+        let (left, at) = buckets
+            .entry(key.to_owned())
+            .or_insert((self.limit.burst, now));
+        *left = (*left + now.duration_since(*at).as_secs_f64() * self.limit.per_second)
+            .min(self.limit.burst);
+        *at = now;
+        if *left >= 1.0 {
+            *left -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Authentication, rate limiting and authorization for every service.
+#[derive(Debug)]
+pub struct Gate {
+    auth: Arc<dyn Authenticator>,
+    buckets: Buckets,
+}
+
+impl Gate {
+    pub fn new(auth: Arc<dyn Authenticator>, limit: RateLimit) -> Self {
+        Gate {
+            auth,
+            buckets: Buckets {
+                limit,
+                buckets: Mutex::new(HashMap::new()),
+            },
+        }
+    }
+
+    /// The principal of a call to `rpc`, or the status that refuses it.
+    pub async fn admit<T>(&self, request: &Request<T>, rpc: Rpc) -> Result<Principal, Status> {
+        // Failed authentications count against the caller's address, so that guessing tokens (each
+        // guess a store lookup) is throttled like any other call.
+        let peer = request.remote_addr().map(|a| format!("peer {}", a.ip()));
+        if let Some(peer) = &peer
+            && !self.buckets.has_room(peer)
+        {
+            return Err(ApiError::ResourceExhausted(
+                "too many failed authentications from this address; retry later".into(),
+            )
+            .into());
+        }
+        let principal = match self.auth.authenticate(request.metadata()).await {
+            Ok(principal) => principal,
+            Err(e) => {
+                if let Some(peer) = &peer {
+                    self.buckets.take(peer);
+                }
+                return Err(e.into());
+            }
+        };
+        // The local principal of an unauthenticated loopback service is its operator: not limited.
+        if let Some(token) = &principal.token
+            && !self.buckets.take(&token.id)
+        {
+            tracing::warn!(token = %token.id, rpc = %rpc.name(), "rate limit exceeded");
+            return Err(ApiError::ResourceExhausted(format!(
+                "rate limit of {} calls a second exceeded; slow down and retry",
+                self.buckets.limit.per_second
+            ))
+            .into());
+        }
+        authorize(&principal, rpc)?;
+        Ok(principal)
+    }
+
+    /// Checks that a streaming principal's token still holds.
+    pub async fn recheck(&self, principal: &Principal) -> Result<(), ApiError> {
+        self.auth.recheck(principal).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_refills() {
+        let b = Buckets {
+            limit: RateLimit {
+                per_second: 1000.0,
+                burst: 3.0,
+            },
+            buckets: Mutex::new(HashMap::new()),
+        };
+        assert!(b.take("a") && b.take("a") && b.take("a"));
+        assert!(!b.take("a"));
+        assert!(b.take("b"), "buckets are per principal");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(b.take("a"), "refilled");
+    }
+}
