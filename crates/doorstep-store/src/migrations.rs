@@ -20,6 +20,11 @@ const SQLITE: &[Embedded] = &[
         include_str!("../../../migrations/sqlite/0001_initial.sql"),
     ),
     (
+        2,
+        "timer due-time index covers the lease",
+        include_str!("../../../migrations/sqlite/0002_timer_due_index.sql"),
+    ),
+    (
         4,
         "security: api tokens, audit log",
         include_str!("../../../migrations/sqlite/0004_security.sql"),
@@ -31,6 +36,11 @@ const POSTGRES: &[Embedded] = &[
         1,
         "initial schema",
         include_str!("../../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "timer due-time index covers the lease",
+        include_str!("../../../migrations/postgres/0002_timer_due_index.sql"),
     ),
     (
         4,
