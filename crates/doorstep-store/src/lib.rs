@@ -15,6 +15,7 @@
 //!   `migrations/postgres` folders and applied by sqlx's migrator;
 //! - `sql`, `codec`, `district`, `error`: the SQL text, the row encodings and the sqlx error
 //!   mapping both backends share;
+//! - `report`: the per-ticket reporting rows kept by every commit, and the SLA report's queries;
 //! - `testing` (feature `testing`): a throwaway PostgreSQL cluster for tests and benchmarks.
 //!
 //! Both backends store instants as epoch milliseconds, a ticket and each event whole as JSON beside
@@ -26,6 +27,7 @@ mod district;
 mod error;
 mod migrations;
 mod postgres;
+mod report;
 mod sql;
 mod sqlite;
 #[cfg(feature = "testing")]
@@ -66,6 +68,7 @@ pub enum StoreError {
 
 pub use connect::{ConnectOptions, SqliteSync, connect, migrate, redact};
 pub use migrations::MigrationReport;
+pub use report::{ReportCounts, ReportGroup, ReportQuery};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -209,4 +212,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn put_policy(&self, toml: &str, at: DateTime<Utc>) -> Result<PolicyVersion>;
     /// A policy version; 0 = the latest. `None` when there is none.
     async fn policy(&self, version: i64) -> Result<Option<PolicyVersion>>;
+
+    /// The SLA report's counts of one window over a subtree, per group, from one snapshot.
+    async fn report_counts(&self, query: &ReportQuery) -> Result<Vec<ReportCounts>>;
 }

@@ -13,17 +13,31 @@ use crate::{Result, StoreError};
 /// One embedded migration: version, description, SQL.
 type Embedded = (i64, &'static str, &'static str);
 
-const SQLITE: &[Embedded] = &[(
-    1,
-    "initial schema",
-    include_str!("../../../migrations/sqlite/0001_initial.sql"),
-)];
+const SQLITE: &[Embedded] = &[
+    (
+        1,
+        "initial schema",
+        include_str!("../../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        3,
+        "reporting",
+        include_str!("../../../migrations/sqlite/0003_reporting.sql"),
+    ),
+];
 
-const POSTGRES: &[Embedded] = &[(
-    1,
-    "initial schema",
-    include_str!("../../../migrations/postgres/0001_initial.sql"),
-)];
+const POSTGRES: &[Embedded] = &[
+    (
+        1,
+        "initial schema",
+        include_str!("../../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        3,
+        "reporting",
+        include_str!("../../../migrations/postgres/0003_reporting.sql"),
+    ),
+];
 
 /// The table sqlx's migrator keeps its record in.
 pub(crate) const TABLE: &str = "_sqlx_migrations";

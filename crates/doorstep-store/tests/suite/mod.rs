@@ -1402,7 +1402,8 @@ pub(crate) async fn policies_are_versioned(db: &TestDb) {
 
 pub(crate) async fn migrations_report_and_refuse_a_newer_database(db: &TestDb) {
     let report = migrate(&db.url).await.unwrap();
-    assert_eq!(report.applied_now.len(), 1, "{report}");
+    let embedded = report.applied_now.len();
+    assert!(embedded >= 1, "{report}");
     assert!(report.already_applied.is_empty(), "{report}");
     assert!(
         report.to_string().contains("applied 1 (initial schema)"),
@@ -1410,7 +1411,7 @@ pub(crate) async fn migrations_report_and_refuse_a_newer_database(db: &TestDb) {
     );
     let report = migrate(&db.url).await.unwrap();
     assert!(report.applied_now.is_empty(), "{report}");
-    assert_eq!(report.already_applied.len(), 1, "{report}");
+    assert_eq!(report.already_applied.len(), embedded, "{report}");
     assert!(report.to_string().contains("up to date"), "{report}");
 
     let world = World::new();
@@ -1438,7 +1439,10 @@ pub(crate) async fn migrations_report_and_refuse_a_newer_database(db: &TestDb) {
         migrate(&db.url).await,
         Err(StoreError::TooNew(9999))
     ));
-    assert_eq!(db.scalar("SELECT COUNT(*) FROM _sqlx_migrations").await, 2);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM _sqlx_migrations").await,
+        embedded as i64 + 1
+    );
     assert_eq!(db.scalar("SELECT COUNT(*) FROM tickets").await, 1);
 
     db.execute("DELETE FROM _sqlx_migrations WHERE version = 9999")
