@@ -2,6 +2,7 @@
 //! cluster), the generated gRPC client over a real socket.
 
 mod harness;
+mod report;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

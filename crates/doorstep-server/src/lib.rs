@@ -1,19 +1,22 @@
-//! The doorstep gRPC service: TicketService and AdminService over tonic, with standard health checking and
+//! The doorstep gRPC service: TicketService, AdminService and ReportService over tonic, with standard health checking and
 //! server reflection (v1 and v1alpha), on one [`Engine`].
 //!
 //! - [`ticket_service`] and [`admin_service`]: the generated service traits, converting at the edge;
+//! - [`report_service`]: the SLA report and the event export, with their own wire conversion;
 //! - [`convert`]: wire ↔ domain, where every field is validated and named in its error;
 //!
 //! The engine itself (and the authorization seam, and the error mapping) is `doorstep-engine`.
 
 pub mod admin_service;
 pub mod convert;
+pub mod report_service;
 pub mod ticket_service;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use doorstep_proto::v1::admin_service_server::AdminServiceServer;
+use doorstep_proto::v1::report_service_server::ReportServiceServer;
 use doorstep_proto::v1::ticket_service_server::TicketServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -77,6 +80,9 @@ pub async fn start(
     health
         .set_serving::<AdminServiceServer<admin_service::Admin>>()
         .await;
+    health
+        .set_serving::<ReportServiceServer<report_service::Reports>>()
+        .await;
     let reflection = |builder: tonic_reflection::server::Builder<'static>| {
         builder
             .register_encoded_file_descriptor_set(doorstep_proto::FILE_DESCRIPTOR_SET)
@@ -94,6 +100,12 @@ pub async fn start(
         shutdown_rx.clone(),
     ))
     .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let reports = ReportServiceServer::new(report_service::Reports::new(
+        Arc::clone(&engine),
+        Arc::clone(&auth),
+        shutdown_rx.clone(),
+    ))
+    .max_decoding_message_size(MAX_REQUEST_BYTES);
     let admin = AdminServiceServer::new(admin_service::Admin::new(Arc::clone(&engine), auth))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let mut stop = shutdown_rx;
@@ -105,10 +117,14 @@ pub async fn start(
             .add_service(reflection_v1alpha)
             .add_service(tickets)
             .add_service(admin)
+            .add_service(reports)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stop.wait_for(|stop| *stop).await;
                 health
                     .set_not_serving::<TicketServiceServer<ticket_service::Tickets>>()
+                    .await;
+                health
+                    .set_not_serving::<ReportServiceServer<report_service::Reports>>()
                     .await;
                 tracing::info!("shutting down: draining in-flight calls");
             })
@@ -116,7 +132,7 @@ pub async fn start(
         tracing::info!("server stopped");
         result
     });
-    tracing::info!(addr = %local_addr, "serving doorstep.v1 (TicketService, AdminService), health and reflection");
+    tracing::info!(addr = %local_addr, "serving doorstep.v1 (TicketService, AdminService, ReportService), health and reflection");
     Ok(Running {
         local_addr,
         shutdown,
