@@ -4,8 +4,11 @@
 //! - `doorstep migrate --database-url URL`: applies the database migrations and says what it did;
 //! - `doorstep calendar is-working-day DATE` and `doorstep calendar due --level LEVEL --from INSTANT`:
 //!   calendar questions answered the way the engine computes them, so operators and scripts can check a
-//!   deadline by hand.
+//!   deadline by hand;
+//! - `doorstep report sla --node NODE --from DATE --to DATE ...`: the SLA report (see the `report`
+//!   module).
 
+mod report;
 mod serve;
 
 use std::process::ExitCode;
@@ -47,6 +50,9 @@ enum Command {
     /// The official working-day calendar and the deadlines it gives.
     #[command(subcommand)]
     Calendar(CalendarCommand),
+    /// Reports for district leaders and jobs.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +136,7 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             })
         }
+        Command::Report(command) => runtime()?.block_on(report::run(command)),
         Command::Calendar(CalendarCommand::IsWorkingDay { date, calendar }) => {
             let calendar = load_calendar(calendar.as_deref())?;
             let date = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").map_err(|_| {
