@@ -323,17 +323,26 @@ const CLAIM_BACKFILL: &str =
 const MISSING_FACTS: &str = "SELECT t.id, t.node_path FROM tickets t \
     WHERE NOT EXISTS (SELECT 1 FROM report_facts f WHERE f.ticket_id = t.id) ORDER BY t.reg";
 
-/// The SQL key expression of a grouping (`child` is the backend's substring-position function).
-fn key_sql(group: ReportGroup, subtree: &str, child: &str) -> String {
+/// The SQL key expression of a grouping. Child nodes are grouped by node path in SQL and rolled up
+/// here ([`child_key`]): cheaper than a substring expression on every row.
+fn key_sql(group: ReportGroup) -> &'static str {
     match group {
-        ReportGroup::Whole => "''".to_owned(),
-        ReportGroup::Level => "level".to_owned(),
-        ReportGroup::Category => "category".to_owned(),
-        ReportGroup::ChildNode => {
-            // Node paths are ASCII (codes are), so characters and bytes agree.
-            let n = subtree.len();
-            format!("substr(node_path, 1, {n} + {child}(substr(node_path, {n} + 1), '|'))")
-        }
+        ReportGroup::Whole => "''",
+        ReportGroup::Level => "level",
+        ReportGroup::Category => "category",
+        ReportGroup::ChildNode => "node_path",
+    }
+}
+
+/// The path of the child of `subtree` that `node_path` lies under (`subtree` itself for a ticket at
+/// the root).
+fn child_key(subtree: &str, node_path: &str) -> String {
+    match node_path
+        .strip_prefix(subtree)
+        .and_then(|rest| rest.find('|'))
+    {
+        Some(end) => node_path[..subtree.len() + end + 1].to_owned(),
+        None => subtree.to_owned(),
     }
 }
 
@@ -341,7 +350,7 @@ fn key_sql(group: ReportGroup, subtree: &str, child: &str) -> String {
 struct ReportSql {
     received: String,
     resolved: String,
-    percentiles: String,
+    durations: String,
     dispatched: String,
     merged: String,
     marks: String,
@@ -352,12 +361,12 @@ struct ReportSql {
 const IN_SUBTREE: &str = "node_path >= $1 AND node_path < $2";
 
 impl ReportSql {
-    fn new(group: ReportGroup, subtree: &str, child: &str) -> ReportSql {
-        let key = key_sql(group, subtree, child);
-        let (group_by, partition) = match group {
+    fn new(group: ReportGroup) -> ReportSql {
+        let key = key_sql(group);
+        let group_by = match group {
             // PostgreSQL refuses a constant in GROUP BY; one aggregate row needs none.
-            ReportGroup::Whole => (String::new(), String::new()),
-            _ => (format!(" GROUP BY {key}"), format!("PARTITION BY {key}")),
+            ReportGroup::Whole => String::new(),
+            _ => format!(" GROUP BY {key}"),
         };
         let windowed = |what: &str, table: &str, column: &str| {
             format!(
@@ -369,16 +378,15 @@ impl ReportSql {
             received: windowed("COUNT(*)", "report_facts", "created_at"),
             resolved: windowed(
                 "COUNT(*), COALESCE(SUM(resolved_on_time), 0), \
-                 CAST(AVG(resolve_ms) AS DOUBLE PRECISION)",
+                 CAST(COALESCE(SUM(resolve_ms), 0) AS BIGINT)",
                 "report_facts",
                 "first_resolved_at",
             ),
-            percentiles: format!(
-                "SELECT k, rn, n, resolve_ms FROM (SELECT {key} AS k, resolve_ms, \
-                 ROW_NUMBER() OVER ({partition} ORDER BY resolve_ms) AS rn, \
-                 COUNT(*) OVER ({partition}) AS n FROM report_facts \
-                 WHERE first_resolved_at >= $3 AND first_resolved_at < $4 AND {IN_SUBTREE}) s \
-                 WHERE rn = (n * 50 + 99) / 100 OR rn = (n * 90 + 99) / 100"
+            // Percentiles are picked in Rust: sorting a month's durations there is far cheaper than
+            // a window function in SQLite.
+            durations: format!(
+                "SELECT {key}, resolve_ms FROM report_facts \
+                 WHERE first_resolved_at >= $3 AND first_resolved_at < $4 AND {IN_SUBTREE}"
             ),
             dispatched: windowed(
                 "COUNT(*), COALESCE(SUM(ack_on_time), 0)",
@@ -405,22 +413,64 @@ impl ReportSql {
     }
 }
 
-/// Groups collected by key, in key order.
-#[derive(Debug, Default)]
-struct Rows(std::collections::BTreeMap<String, ReportCounts>);
+/// Groups collected by key, in key order; child-node keys rolled up from node paths.
+#[derive(Debug)]
+struct Rows<'q> {
+    query: &'q ReportQuery,
+    rows: std::collections::BTreeMap<String, ReportCounts>,
+    resolve_ms_sum: std::collections::BTreeMap<String, i64>,
+    durations: std::collections::BTreeMap<String, Vec<i64>>,
+}
 
-impl Rows {
+impl<'q> Rows<'q> {
+    fn new(query: &'q ReportQuery) -> Self {
+        Rows {
+            query,
+            rows: Default::default(),
+            resolve_ms_sum: Default::default(),
+            durations: Default::default(),
+        }
+    }
+
+    fn key(&self, key: String) -> String {
+        match self.query.group {
+            ReportGroup::ChildNode => child_key(&self.query.subtree, &key),
+            _ => key,
+        }
+    }
+
     fn row(&mut self, key: String) -> &mut ReportCounts {
-        self.0.entry(key.clone()).or_insert_with(|| ReportCounts {
-            key,
-            ..ReportCounts::default()
-        })
+        let key = self.key(key);
+        self.rows
+            .entry(key.clone())
+            .or_insert_with(|| ReportCounts {
+                key,
+                ..ReportCounts::default()
+            })
+    }
+
+    fn finish(mut self) -> Vec<ReportCounts> {
+        for (key, sum) in std::mem::take(&mut self.resolve_ms_sum) {
+            let row = self.row(key);
+            if row.resolved > 0 {
+                row.resolve_ms_mean = Some(sum as f64 / row.resolved as f64);
+            }
+        }
+        for (key, mut values) in std::mem::take(&mut self.durations) {
+            values.sort_unstable();
+            let nearest_rank = |p: usize| values[(p * values.len()).div_ceil(100) - 1];
+            let (p50, p90) = (nearest_rank(50), nearest_rank(90));
+            let row = self.row(key);
+            row.resolve_ms_p50 = Some(p50);
+            row.resolve_ms_p90 = Some(p90);
+        }
+        self.rows.into_values().collect()
     }
 }
 
 /// The same code for both backends: only the connection type and two SQL spellings differ.
 macro_rules! backend {
-    ($module:ident, $conn:ty, $payload:literal, $child:literal) => {
+    ($module:ident, $conn:ty, $payload:literal) => {
         pub(crate) mod $module {
             use super::*;
             use sqlx::AssertSqlSafe;
@@ -582,9 +632,9 @@ macro_rules! backend {
                 q: &ReportQuery,
             ) -> Result<Vec<ReportCounts>> {
                 let (lo, hi) = crate::codec::subtree_range(&q.subtree)?;
-                let sql = ReportSql::new(q.group, &q.subtree, $child);
+                let sql = ReportSql::new(q.group);
                 let (from, to) = (millis(q.from), millis(q.to));
-                let mut rows = Rows::default();
+                let mut rows = Rows::new(q);
 
                 for (window_from, window_to, year_before) in [
                     (from, to, false),
@@ -601,44 +651,38 @@ macro_rules! backend {
                     for (key, n) in got {
                         let row = rows.row(key);
                         if year_before {
-                            row.received_year_before = n;
+                            row.received_year_before += n;
                         } else {
-                            row.received = n;
+                            row.received += n;
                         }
                     }
                 }
 
-                let got: Vec<(String, i64, i64, Option<f64>)> =
-                    sqlx::query_as(AssertSqlSafe(sql.resolved))
-                        .bind(&lo)
-                        .bind(&hi)
-                        .bind(from)
-                        .bind(to)
-                        .fetch_all(&mut *conn)
-                        .await?;
-                for (key, n, on_time, mean) in got {
+                let got: Vec<(String, i64, i64, i64)> = sqlx::query_as(AssertSqlSafe(sql.resolved))
+                    .bind(&lo)
+                    .bind(&hi)
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                for (key, n, on_time, sum) in got {
+                    let key = rows.key(key);
+                    *rows.resolve_ms_sum.entry(key.clone()).or_default() += sum;
                     let row = rows.row(key);
-                    row.resolved = n;
-                    row.resolved_on_time = on_time;
-                    row.resolve_ms_mean = mean;
+                    row.resolved += n;
+                    row.resolved_on_time += on_time;
                 }
 
-                let got: Vec<(String, i64, i64, i64)> =
-                    sqlx::query_as(AssertSqlSafe(sql.percentiles))
-                        .bind(&lo)
-                        .bind(&hi)
-                        .bind(from)
-                        .bind(to)
-                        .fetch_all(&mut *conn)
-                        .await?;
-                for (key, rn, n, ms) in got {
-                    let row = rows.row(key);
-                    if rn == (n * 50 + 99) / 100 {
-                        row.resolve_ms_p50 = Some(ms);
-                    }
-                    if rn == (n * 90 + 99) / 100 {
-                        row.resolve_ms_p90 = Some(ms);
-                    }
+                let got: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(sql.durations))
+                    .bind(&lo)
+                    .bind(&hi)
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                for (key, ms) in got {
+                    let key = rows.key(key);
+                    rows.durations.entry(key).or_default().push(ms);
                 }
 
                 let got: Vec<(String, i64, i64)> = sqlx::query_as(AssertSqlSafe(sql.dispatched))
@@ -650,8 +694,8 @@ macro_rules! backend {
                     .await?;
                 for (key, n, on_time) in got {
                     let row = rows.row(key);
-                    row.dispatched = n;
-                    row.acknowledged_on_time = on_time;
+                    row.dispatched += n;
+                    row.acknowledged_on_time += on_time;
                 }
 
                 let got: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(sql.merged))
@@ -662,7 +706,7 @@ macro_rules! backend {
                     .fetch_all(&mut *conn)
                     .await?;
                 for (key, n) in got {
-                    rows.row(key).repeat_requests = n;
+                    rows.row(key).repeat_requests += n;
                 }
 
                 let got: Vec<(String, i64, i64, i64, i64)> =
@@ -675,10 +719,10 @@ macro_rules! backend {
                         .await?;
                 for (key, escalations, callbacks, satisfied, solved) in got {
                     let row = rows.row(key);
-                    row.escalations = escalations;
-                    row.callbacks = callbacks;
-                    row.callbacks_satisfied = satisfied;
-                    row.callbacks_solved = solved;
+                    row.escalations += escalations;
+                    row.callbacks += callbacks;
+                    row.callbacks_satisfied += satisfied;
+                    row.callbacks_solved += solved;
                 }
 
                 let at = millis(q.overdue_at);
@@ -693,11 +737,11 @@ macro_rules! backend {
                         rows.row(key).overdue += n;
                     }
                 }
-                Ok(rows.0.into_values().collect())
+                Ok(rows.finish())
             }
         }
     };
 }
 
-backend!(sqlite, sqlx::SqliteConnection, "payload", "instr");
-backend!(postgres, sqlx::PgConnection, "payload::text", "strpos");
+backend!(sqlite, sqlx::SqliteConnection, "payload");
+backend!(postgres, sqlx::PgConnection, "payload::text");
