@@ -2,6 +2,7 @@
 //! cluster), the generated gRPC client over a real socket.
 
 mod harness;
+mod report;
 mod security;
 
 use std::collections::BTreeSet;

@@ -4,8 +4,7 @@
 //! and without a token; then masking and the audit log, watch streams ending on revocation and
 //! expiry, and the per-token rate limit.
 //!
-//! ReportService (GetSlaReport, ExportEvents) is built on another branch: its rows of the table are
-//! checked by the engine's unit tests and join this walk when the service is wired.
+//! ReportService (GetSlaReport, ExportEvents) is walked too: an out-of-scope node reads as not found.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +16,7 @@ use doorstep_engine::tokens::{TokenRequest, issue};
 use doorstep_engine::{Engine, TokenAuthenticator};
 use doorstep_proto::v1 as w;
 use doorstep_proto::v1::admin_service_client::AdminServiceClient;
+use doorstep_proto::v1::report_service_client::ReportServiceClient;
 use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
 use doorstep_server::{Options, RateLimit, Running};
 use doorstep_store::testing::TestDatabase;
@@ -241,6 +241,7 @@ async fn call(
 ) -> Result<(), Status> {
     let mut t = s.tickets();
     let mut a = s.admin();
+    let mut r = ReportServiceClient::new(s.channel.clone());
     let tk = &target.ticket;
     let lead = tk.lead_unit.clone();
     match rpc {
@@ -487,7 +488,35 @@ async fn call(
             .query_audit_log(req(token, w::QueryAuditLogRequest::default()))
             .await
             .map(drop),
-        Rpc::GetSlaReport | Rpc::ExportEvents => Ok(()),
+        Rpc::GetSlaReport => {
+            let now = Utc::now();
+            let at = |t: chrono::DateTime<Utc>| prost_types::Timestamp {
+                seconds: t.timestamp(),
+                nanos: 0,
+            };
+            r.get_sla_report(req(
+                token,
+                w::SlaReportRequest {
+                    node: target.node.clone(),
+                    from: Some(at(now - chrono::Duration::days(30))),
+                    to: Some(at(now + chrono::Duration::days(1))),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(drop)
+        }
+        Rpc::ExportEvents => r
+            .export_events(req(
+                token,
+                w::ExportEventsRequest {
+                    node: target.node.clone(),
+                    after_seq: 0,
+                    limit: 10,
+                },
+            ))
+            .await
+            .map(drop),
     }
 }
 
@@ -498,11 +527,9 @@ fn code(result: &Result<(), Status>) -> Code {
     }
 }
 
-/// The RPCs this walk can call on this branch (ReportService joins at merge).
+/// Every RPC of the table.
 fn walked() -> impl Iterator<Item = Rpc> {
-    Rpc::ALL
-        .into_iter()
-        .filter(|rpc| !matches!(rpc, Rpc::GetSlaReport | Rpc::ExportEvents))
+    Rpc::ALL.into_iter()
 }
 
 async fn the_role_table_holds_for_every_rpc_in_and_out_of_scope(s: Secured) {
@@ -557,8 +584,10 @@ async fn the_role_table_holds_for_every_rpc_in_and_out_of_scope(s: Secured) {
             let context = format!("{name} ({role}) {rpc:?} in scope: {got:?}");
             if !allowed(role, rpc) || (rpc.kind() == Kind::District && !district_wide) {
                 assert_eq!(c, Code::PermissionDenied, "{context}");
-            } else if matches!(rpc.kind(), Kind::Read | Kind::Reference | Kind::District)
-                || rpc == Rpc::CreateTicket
+            } else if matches!(
+                rpc.kind(),
+                Kind::Read | Kind::Reference | Kind::District | Kind::Report
+            ) || rpc == Rpc::CreateTicket
             {
                 assert_eq!(c, Code::Ok, "{context}");
             } else {
@@ -585,11 +614,11 @@ async fn the_role_table_holds_for_every_rpc_in_and_out_of_scope(s: Secured) {
                 Code::PermissionDenied
             } else {
                 match rpc.kind() {
-                    Kind::Read => Code::NotFound,
+                    Kind::Read | Kind::Report => Code::NotFound,
                     Kind::Action => Code::PermissionDenied,
                     Kind::District => Code::PermissionDenied,
                     Kind::Reference if rpc == Rpc::GetNode => Code::NotFound,
-                    Kind::Reference | Kind::Report => Code::Ok,
+                    Kind::Reference => Code::Ok,
                 }
             };
             assert_eq!(c, expected, "{context}");

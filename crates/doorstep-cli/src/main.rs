@@ -6,9 +6,12 @@
 //! - `doorstep audit`: the log of reads of callers' unmasked personal data (see `audit`);
 //! - `doorstep calendar is-working-day DATE` and `doorstep calendar due --level LEVEL --from INSTANT`:
 //!   calendar questions answered the way the engine computes them, so operators and scripts can check a
-//!   deadline by hand.
+//!   deadline by hand;
+//! - `doorstep report sla --node NODE --from DATE --to DATE ...`: the SLA report (see the `report`
+//!   module).
 
 mod audit;
+mod report;
 mod serve;
 mod token;
 
@@ -55,6 +58,9 @@ enum Command {
     Token(token::TokenArgs),
     /// Reads of callers' unmasked names and phones, oldest first.
     Audit(audit::AuditArgs),
+    /// Reports for district leaders and jobs.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +146,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Token(args) => runtime()?.block_on(token::run(args)),
         Command::Audit(args) => runtime()?.block_on(audit::run(args)),
+        Command::Report(command) => runtime()?.block_on(report::run(command)),
         Command::Calendar(CalendarCommand::IsWorkingDay { date, calendar }) => {
             let calendar = load_calendar(calendar.as_deref())?;
             let date = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").map_err(|_| {

@@ -171,7 +171,7 @@ pub enum Kind {
     /// Changes the whole district (definition, calendar, policy) or reads the audit log: needs a
     /// district-wide scope.
     District,
-    /// Reports and exports over the principal's subtree.
+    /// Reports and exports over the principal's subtree: a node out of reach reads as NOT_FOUND.
     Report,
 }
 

@@ -1,7 +1,8 @@
-//! The doorstep gRPC service: TicketService and AdminService over tonic, with standard health checking and
+//! The doorstep gRPC service: TicketService, AdminService and ReportService over tonic, with standard health checking and
 //! server reflection (v1 and v1alpha), on one [`Engine`].
 //!
 //! - [`ticket_service`] and [`admin_service`]: the generated service traits, converting at the edge;
+//! - [`report_service`]: the SLA report and the event export, with their own wire conversion;
 //! - [`convert`]: wire ↔ domain, where every field is validated and named in its error;
 //! - [`gate`]: what every call passes first: authentication, the rate limit, the role × RPC table;
 //! - `fuzzing` (feature `fuzzing`): the fuzz target over request validation and the lifecycle;
@@ -13,12 +14,14 @@ pub mod convert;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod gate;
+pub mod report_service;
 pub mod ticket_service;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use doorstep_proto::v1::admin_service_server::AdminServiceServer;
+use doorstep_proto::v1::report_service_server::ReportServiceServer;
 use doorstep_proto::v1::ticket_service_server::TicketServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -150,6 +153,9 @@ pub async fn start_with(
     health
         .set_serving::<AdminServiceServer<admin_service::Admin>>()
         .await;
+    health
+        .set_serving::<ReportServiceServer<report_service::Reports>>()
+        .await;
     let reflection = |builder: tonic_reflection::server::Builder<'static>| {
         builder
             .register_encoded_file_descriptor_set(doorstep_proto::FILE_DESCRIPTOR_SET)
@@ -167,6 +173,12 @@ pub async fn start_with(
         shutdown_rx.clone(),
     ))
     .max_decoding_message_size(MAX_TICKET_REQUEST_BYTES);
+    let reports = ReportServiceServer::new(report_service::Reports::new(
+        Arc::clone(&engine),
+        Arc::clone(&gate),
+        shutdown_rx.clone(),
+    ))
+    .max_decoding_message_size(MAX_REQUEST_BYTES);
     let admin = AdminServiceServer::new(admin_service::Admin::new(Arc::clone(&engine), gate))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let mut stop = shutdown_rx;
@@ -179,10 +191,14 @@ pub async fn start_with(
             .add_service(reflection_v1alpha)
             .add_service(tickets)
             .add_service(admin)
+            .add_service(reports)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stop.wait_for(|stop| *stop).await;
                 health
                     .set_not_serving::<TicketServiceServer<ticket_service::Tickets>>()
+                    .await;
+                health
+                    .set_not_serving::<ReportServiceServer<report_service::Reports>>()
                     .await;
                 tracing::info!("shutting down: draining in-flight calls");
             })
@@ -190,7 +206,7 @@ pub async fn start_with(
         tracing::info!("server stopped");
         result
     });
-    tracing::info!(addr = %local_addr, "serving doorstep.v1 (TicketService, AdminService), health and reflection");
+    tracing::info!(addr = %local_addr, "serving doorstep.v1 (TicketService, AdminService, ReportService), health and reflection");
     Ok(Running {
         local_addr,
         shutdown,

@@ -15,6 +15,7 @@
 //!   `migrations/postgres` folders and applied by sqlx's migrator;
 //! - `sql`, `codec`, `district`, `error`: the SQL text, the row encodings and the sqlx error
 //!   mapping both backends share;
+//! - `report`: the per-ticket reporting rows kept by every commit, and the SLA report's queries;
 //! - `testing` (feature `testing`): a throwaway PostgreSQL cluster for tests and benchmarks.
 //!
 //! Both backends store instants as epoch milliseconds, a ticket and each event whole as JSON beside
@@ -26,6 +27,7 @@ mod district;
 mod error;
 mod migrations;
 mod postgres;
+mod report;
 mod security;
 mod sql;
 mod sqlite;
@@ -67,6 +69,7 @@ pub enum StoreError {
 
 pub use connect::{ConnectOptions, SqliteSync, connect, migrate, redact};
 pub use migrations::MigrationReport;
+pub use report::{ReportCounts, ReportGroup, ReportQuery};
 pub use security::{AuditEntry, AuditQuery, TokenRecord};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -240,4 +243,6 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<TokenRecord>;
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()>;
     async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+    /// The SLA report's counts of one window over a subtree, per group, from one snapshot.
+    async fn report_counts(&self, query: &ReportQuery) -> Result<Vec<ReportCounts>>;
 }

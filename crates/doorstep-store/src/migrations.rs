@@ -25,6 +25,11 @@ const SQLITE: &[Embedded] = &[
         include_str!("../../../migrations/sqlite/0002_timer_due_index.sql"),
     ),
     (
+        3,
+        "reporting",
+        include_str!("../../../migrations/sqlite/0003_reporting.sql"),
+    ),
+    (
         4,
         "security: api tokens, audit log",
         include_str!("../../../migrations/sqlite/0004_security.sql"),
@@ -41,6 +46,11 @@ const POSTGRES: &[Embedded] = &[
         2,
         "timer due-time index covers the lease",
         include_str!("../../../migrations/postgres/0002_timer_due_index.sql"),
+    ),
+    (
+        3,
+        "reporting",
+        include_str!("../../../migrations/postgres/0003_reporting.sql"),
     ),
     (
         4,

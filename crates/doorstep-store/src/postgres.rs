@@ -143,6 +143,7 @@ impl PgStore {
         let database = redact(url);
         let pool = pool(url, options, options.max_connections.max(2)).await?;
         migrate_pool(&pool, &database).await?;
+        crate::report::postgres::backfill(&mut *pool.acquire().await?).await?;
         Ok(PgStore {
             database,
             pool,
@@ -331,6 +332,9 @@ impl PgStore {
         insert_events(tx, &row.id, seq, new.node_path, events).await?;
         insert_units(tx, &row.id, &row.units).await?;
         upsert_timers(tx, &row.id, &row.timers.iter().collect::<Vec<_>>()).await?;
+        let (at, due) = (row.updated_at, row.resolve_due_at);
+        crate::report::postgres::record(tx, &row.id, new.node_path, seq, new.events, at, due)
+            .await?;
         Ok(Some(seq))
     }
 
@@ -391,6 +395,8 @@ impl PgStore {
         }
         let seq = take_seqs(tx, events.len()).await?;
         insert_events(tx, &row.id, seq, &node_path, events).await?;
+        let (at, due) = (row.updated_at, row.resolve_due_at);
+        crate::report::postgres::record(tx, &row.id, &node_path, seq, c.events, at, due).await?;
         Ok(Some(seq))
     }
 }
@@ -852,6 +858,17 @@ impl Store for PgStore {
     }
     async fn audit_log(&self, q: &crate::AuditQuery) -> Result<Vec<crate::AuditEntry>> {
         crate::security::postgres::audit_log(&self.pool, q).await
+    }
+
+    async fn report_counts(&self, query: &crate::ReportQuery) -> Result<Vec<crate::ReportCounts>> {
+        let mut tx = self.pool.begin().await?;
+        // Every count from one snapshot.
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let counts = crate::report::postgres::report(&mut tx, query).await?;
+        tx.commit().await?;
+        Ok(counts)
     }
 }
 

@@ -147,6 +147,7 @@ impl SqliteStore {
         let (mut conn, connect) = open_writer(url, options).await?;
         let path = connect.get_filename().to_path_buf();
         migrate_conn(&mut conn, &path.display().to_string()).await?;
+        crate::report::sqlite::backfill(&mut conn).await?;
         let reads = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.connect_timeout)
@@ -439,6 +440,8 @@ async fn create(conn: &mut SqliteConnection, new: NewRows) -> Result<Created> {
     insert_events(conn, &row.id, seq, &new.node_path, &new.event_rows).await?;
     insert_units(conn, &row.id, &row.units).await?;
     upsert_timers(conn, &row.id, &row.timers.iter().collect::<Vec<_>>()).await?;
+    let (at, due) = (row.updated_at, row.resolve_due_at);
+    crate::report::sqlite::record(conn, &row.id, &new.node_path, seq, &new.events, at, due).await?;
     Ok(Created::New(codec::stored(&new.id, seq, &new.events)))
 }
 
@@ -527,6 +530,8 @@ async fn commit(conn: &mut SqliteConnection, c: CommitRows) -> Result<Vec<Stored
     }
     upsert_timers(conn, &row.id, &written).await?;
     insert_events(conn, &row.id, seq, &node_path, &c.event_rows).await?;
+    let (at, due) = (row.updated_at, row.resolve_due_at);
+    crate::report::sqlite::record(conn, &row.id, &node_path, seq, &c.events, at, due).await?;
     Ok(codec::stored(&c.id, seq, &c.events))
 }
 
@@ -982,5 +987,14 @@ impl Store for SqliteStore {
     }
     async fn audit_log(&self, q: &crate::AuditQuery) -> Result<Vec<crate::AuditEntry>> {
         crate::security::sqlite::audit_log(&self.reads, q).await
+    }
+
+    async fn report_counts(&self, query: &crate::ReportQuery) -> Result<Vec<crate::ReportCounts>> {
+        let mut conn = self.reads.acquire().await?;
+        // One read transaction: every count from one snapshot.
+        let mut tx = conn.begin().await?;
+        let counts = crate::report::sqlite::report(&mut tx, query).await?;
+        tx.commit().await?;
+        Ok(counts)
     }
 }
