@@ -1,7 +1,9 @@
 //! The engine: intake, lifecycle actions, timer firing and reads in domain terms, over one [`Store`];
 //! shared by the gRPC service and the SLA scheduler. No wire types come in here.
 //!
-//! - [`engine`]: the [`Engine`] (district, calendar and policy versions in memory; every write one commit);
+//! - [`engine`]: the [`Engine`] (district, calendar and policy versions in memory; every write one commit),
+//!   with timer firing (one at a time or a claimed batch) and the re-timing of running deadlines after a
+//!   calendar change;
 //! - [`auth`]: authentication: a [`Principal`] with a role and a jurisdiction scope, from a bearer token
 //!   ([`TokenAuthenticator`]) or the loopback default ([`LocalAllAccess`]);
 //! - [`access`]: the one role × RPC table, [`authorize`], and how much of a caller each role sees;

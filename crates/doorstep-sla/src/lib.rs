@@ -2,10 +2,11 @@
 //!
 //! Timers live in the store, one row per clock and threshold, indexed by due time. The scheduler claims
 //! the due ones in batches under a lease (so several schedulers on one PostgreSQL never fire the same
-//! timer at once) and fires each through the engine, whose domain decision re-checks the ticket's current
-//! state: a timer for a ticket already resolved, suspended or extended does nothing. A breach escalates
-//! from the breach instant, and the commit is checked against the ticket's version, so a breach
-//! escalates once however many schedulers race.
+//! timer at once) and fires the batch through the engine ([`Engine::fire_batch`]): every timer is
+//! decided by the domain, which re-checks the ticket's current state (a timer for a ticket already
+//! resolved, suspended or extended does nothing, and is removed), and the batch commits as one
+//! transaction in due order. A breach escalates from the breach instant, and every commit is checked
+//! against the ticket's version, so a breach escalates once however many schedulers race.
 //!
 //! Between rounds it sleeps until the earliest due timer, waking early when a command in this process
 //! arms an earlier one (the engine's notification) and at least every [`SchedulerConfig::poll`], which
