@@ -172,7 +172,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Several commits in one transaction, applied in order. A commit that conflicts (or whose ticket
     /// is gone) writes nothing and the rest still commit; a database error fails the whole call and
     /// nothing is written. One answer per commit, in order. The SLA scheduler fires a claimed batch
-    /// this way, one disk sync for the lot.
+    /// this way: on SQLite one transaction and one disk sync for the lot; on PostgreSQL one
+    /// transaction per commit (see the PostgreSQL backend for why).
     async fn commit_all(&self, commits: &[Commit<'_>]) -> Result<Vec<Result<Vec<StoredEvent>>>>;
     async fn get_ticket(&self, id: &TicketId) -> Result<Option<Ticket>>;
     /// The tickets among `ids` that exist, in no particular order.

@@ -475,36 +475,15 @@ impl Store for PgStore {
         self.try_commit(&c, &row, &events).await
     }
 
+    /// On PostgreSQL each commit is its own transaction, in order. One transaction for the batch
+    /// deadlocked: it holds the `event_seq` counter row from its first append while it goes on to lock
+    /// further tickets, and a command (or another scheduler) holding one of those tickets waits for
+    /// the counter. Batching here needs every writer to lock in one order first (see BENCHMARKS.md).
     async fn commit_all(&self, commits: &[Commit<'_>]) -> Result<Vec<Result<Vec<StoredEvent>>>> {
-        let mut tx = self.pool.begin().await?;
-        let mut appending = None;
         let mut answers = Vec::with_capacity(commits.len());
         for c in commits {
-            let rows = codec::check_commit(c)
-                .and_then(|()| Ok((TicketRow::new(c.ticket)?, codec::event_rows(c.events)?)));
-            let (row, events) = match rows {
-                Ok(rows) => rows,
-                Err(e) => {
-                    answers.push(Err(e));
-                    continue;
-                }
-            };
-            // A conflict (or a ticket not found) is found by the first statement, before anything
-            // is written, so it fails alone; any other error fails the whole batch.
-            let answer = self
-                .commit_in(&mut tx, &mut appending, c, &row, &events)
-                .await;
-            if let Err(StoreError::Database(e)) = answer {
-                let _ = tx.rollback().await;
-                return Err(StoreError::Database(e));
-            }
-            answers.push(answer.map(|seq| match seq {
-                Some(seq) => codec::stored(&c.ticket.id, seq, c.events),
-                None => Vec::new(),
-            }));
+            answers.push(self.commit(*c).await);
         }
-        tx.commit().await?;
-        drop(appending);
         Ok(answers)
     }
 
