@@ -8,10 +8,13 @@
 //!   calendar questions answered the way the engine computes them, so operators and scripts can check a
 //!   deadline by hand;
 //! - `doorstep report sla --node NODE --from DATE --to DATE ...`: the SLA report (see the `report`
-//!   module).
+//!   module);
+//! - `doorstep retime --policy-version N [--node NODE]`: open tickets re-timed under a newer policy, on
+//!   purpose (see `retime`).
 
 mod audit;
 mod report;
+mod retime;
 mod serve;
 mod token;
 
@@ -45,6 +48,9 @@ enum Command {
         #[arg(long, env = "DOORSTEP_DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
+    /// Re-times open tickets under a newer policy, on purpose (a policy change otherwise applies to
+    /// new tickets only).
+    Retime(retime::RetimeArgs),
     /// Applies the database migrations and reports what it did.
     Migrate {
         /// sqlite://PATH or postgres://...
@@ -133,6 +139,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sla { database_url } => {
             init_logging();
             runtime()?.block_on(serve::run_sla(&database_url))
+        }
+        Command::Retime(args) => {
+            init_logging();
+            runtime()?.block_on(retime::run(args))
         }
         Command::Migrate { database_url } => {
             init_logging();

@@ -143,13 +143,16 @@ pub enum Change {
         due_at: DateTime<Utc>,
         next: ReviewClock,
     },
-    /// A calendar change moved running deadlines: each clock given is the clock from now on (`None`:
-    /// unchanged). `reason` names the change (the notice year).
+    /// A calendar change, or a re-timing under a newer policy on purpose, moved running deadlines: each
+    /// clock given is the clock from now on (`None`: unchanged). `reason` names the change.
     Retimed {
         reason: String,
         resolve: Option<ResolveClock>,
         acknowledge: Option<AcknowledgeClock>,
         report_in: Vec<ReportInClock>,
+        /// Set when the ticket is from now on judged under this policy version.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy_version: Option<i64>,
     },
 }
 

@@ -7,7 +7,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use doorstep_calendar::Calendar;
 
-use crate::deadline::Reckoner;
+use crate::deadline::{AcknowledgeClock, Reckoner, ResolveClock};
 use crate::event::{Change, Dispatch, Event, ReportInClock};
 use crate::ids::{
     Actor, InvalidField, MAX_TEXT_CHARS, TicketId, UnitCode, optional_text, required_text,
@@ -784,6 +784,72 @@ impl Ticket {
                 resolve,
                 acknowledge,
                 report_in,
+                policy_version: None,
+            }],
+            ctx,
+        )
+    }
+
+    /// Re-times an open ticket under another policy, on purpose (a ticket otherwise keeps the policy
+    /// version it was registered under): each running clock keeps its start, suspended time and
+    /// extensions and takes the new policy's limit for it; the ticket is judged under `policy_version`
+    /// (`ctx.policy`) from now on. A breached clock is history and stays; a level the new policy gives
+    /// no resolve limit keeps its clock. No events for a closed ticket or one already under it.
+    pub fn retime_to_policy(
+        &self,
+        policy_version: i64,
+        reason: &str,
+        ctx: &Context<'_>,
+    ) -> (Ticket, Vec<Event>) {
+        if !self.status.is_open() || self.policy_version == policy_version {
+            return (self.clone(), Vec::new());
+        }
+        let reckoner = ctx.reckoner();
+        let policy = ctx.policy;
+        let moved =
+            |old: (DateTime<Utc>, DateTime<Utc>), new: (DateTime<Utc>, DateTime<Utc>)| old != new;
+        let resolve = self.resolve.as_ref().filter(|r| !r.breached).and_then(|r| {
+            let limit = policy.level(r.level).resolve_within?;
+            let next = reckoner.recompute_resolve(&ResolveClock { limit, ..r.clone() });
+            moved((r.due_at, r.warn_at), (next.due_at, next.warn_at)).then_some(next)
+        });
+        let acknowledge = self
+            .acknowledge
+            .as_ref()
+            .filter(|a| self.status == Status::Dispatched && !a.breached)
+            .and_then(|a| {
+                let next = reckoner.recompute_acknowledge(&AcknowledgeClock {
+                    limit: policy.acknowledge_limit(self.level),
+                    ..a.clone()
+                });
+                moved((a.due_at, a.warn_at), (next.due_at, next.warn_at)).then_some(next)
+            });
+        let report_in = self
+            .co_handlers
+            .iter()
+            .filter(|c| c.reported_in_at.is_none() && !c.report_in.breached)
+            .filter_map(|c| {
+                let next = reckoner.recompute_acknowledge(&AcknowledgeClock {
+                    limit: policy.acknowledge_within,
+                    ..c.report_in.clone()
+                });
+                moved(
+                    (c.report_in.due_at, c.report_in.warn_at),
+                    (next.due_at, next.warn_at),
+                )
+                .then(|| ReportInClock {
+                    unit: c.unit.clone(),
+                    clock: next,
+                })
+            })
+            .collect();
+        self.record(
+            vec![Change::Retimed {
+                reason: reason.to_owned(),
+                resolve,
+                acknowledge,
+                report_in,
+                policy_version: Some(policy_version),
             }],
             ctx,
         )

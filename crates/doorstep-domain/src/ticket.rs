@@ -383,8 +383,12 @@ impl Ticket {
                 resolve,
                 acknowledge,
                 report_in,
+                policy_version,
                 ..
             } => {
+                if let Some(v) = policy_version {
+                    self.policy_version = *v;
+                }
                 if let Some(r) = resolve {
                     self.resolve = Some(r.clone());
                 }

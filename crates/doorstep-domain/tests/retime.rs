@@ -173,3 +173,55 @@ fn a_dispatch_sign_for_clock_on_working_days_moves_too() {
     assert_eq!(local(moved.due_at), "2027-01-06T00:00:00+08:00");
     assert_eq!(next.acknowledge.as_ref(), Some(moved));
 }
+
+#[test]
+fn a_ticket_retimed_on_purpose_takes_the_new_policys_limits() {
+    use doorstep_domain::Policy;
+    let old = World::new();
+    // Monday 2 November 2026: 3 working days → end of Thursday 5 November.
+    let (ticket, mut history) = old.register(Level::Difficult, at("2026-11-02T10:00:00+08:00"));
+    assert_eq!(
+        local(ticket.resolve.as_ref().unwrap().due_at),
+        "2026-11-06T00:00:00+08:00"
+    );
+    let workers = "lixia/jiefanglu/jiefangqiao/yard-129/workers";
+    let ticket = old.run(
+        &ticket,
+        &mut history,
+        Command::Dispatch {
+            unit: unit(workers),
+            reason: String::new(),
+        },
+        at("2026-11-02T10:05:00+08:00"),
+    );
+    let newer = World::with_policy(
+        Policy::from_toml("acknowledge_within = \"4h\"\n[levels.difficult]\nresolve_within = \"5 working days\"\n")
+            .unwrap(),
+    );
+    let now = at("2026-11-02T11:00:00+08:00");
+    let (next, events) = ticket.retime_to_policy(2, "re-timed on purpose", &newer.ctx(now));
+    next.check_invariants().unwrap();
+    assert_eq!(events.len(), 1);
+    let Change::Retimed {
+        resolve: Some(resolve),
+        acknowledge: Some(acknowledge),
+        policy_version: Some(2),
+        ..
+    } = &events[0].change
+    else {
+        panic!("{events:?}");
+    };
+    // The clocks keep their starts and take the new limits.
+    assert_eq!(resolve.started_at, at("2026-11-02T10:00:00+08:00"));
+    assert_eq!(local(resolve.due_at), "2026-11-10T00:00:00+08:00");
+    assert_eq!(local(acknowledge.due_at), "2026-11-02T14:05:00+08:00");
+    assert_eq!(next.policy_version, 2);
+    history.extend(events);
+    assert_eq!(replay(&history).unwrap(), next);
+    // Already under it: nothing more.
+    assert!(
+        next.retime_to_policy(2, "again", &newer.ctx(now))
+            .1
+            .is_empty()
+    );
+}

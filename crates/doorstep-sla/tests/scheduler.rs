@@ -133,6 +133,7 @@ on_both_backends!(
     a_scheduler_that_dies_after_claiming_loses_nothing,
     racing_schedulers_escalate_each_breach_exactly_once,
     a_calendar_change_retimes_only_the_deadlines_it_touches,
+    open_tickets_are_retimed_under_a_new_policy_only_on_purpose,
 );
 
 async fn a_routine_ticket_climbs_the_whole_ladder_on_time(db: TestDatabase) {
@@ -445,5 +446,68 @@ async fn a_calendar_change_retimes_only_the_deadlines_it_touches(db: TestDatabas
     assert_eq!(
         t.resolve.as_ref().unwrap().started_at,
         at("2027-01-07T00:00:00+08:00")
+    );
+}
+
+async fn open_tickets_are_retimed_under_a_new_policy_only_on_purpose(db: TestDatabase) {
+    // Monday 2 November 2026: DIFFICULT is 3 working days, to the end of Thursday.
+    let w = World::new(db, at("2026-11-02T10:00:00+08:00")).await;
+    let open = w
+        .file("SD-OPEN", "lighting.stairwell", Some(Level::Difficult))
+        .await;
+    let cancelled = w
+        .file("SD-GONE", "lighting.stairwell", Some(Level::Difficult))
+        .await;
+    w.act(
+        &cancelled,
+        Command::Cancel {
+            reason: "duplicate call".into(),
+        },
+    )
+    .await;
+    let v2 = w
+        .engine
+        .put_policy("[levels.difficult]\nresolve_within = \"5 working days\"\n")
+        .await
+        .unwrap();
+    // A new policy alone changes no open ticket.
+    let t = w.engine.get_ticket(&w.principal, &open).await.unwrap();
+    assert_eq!(t.policy_version, 1);
+    assert_eq!(
+        t.resolve.as_ref().unwrap().due_at,
+        at("2026-11-06T00:00:00+08:00")
+    );
+
+    let done = w.engine.retime_to_policy(v2.version, None).await.unwrap();
+    assert_eq!(
+        (done.examined, done.retimed),
+        (1, 1),
+        "the cancelled ticket is not read"
+    );
+    let t = w.engine.get_ticket(&w.principal, &open).await.unwrap();
+    assert_eq!(t.policy_version, v2.version);
+    assert_eq!(
+        t.resolve.as_ref().unwrap().due_at,
+        at("2026-11-10T00:00:00+08:00")
+    );
+    assert_eq!(w.kinds(&open).await.last(), Some(&"RETIMED"));
+    // Again: nothing to do.
+    let again = w.engine.retime_to_policy(v2.version, None).await.unwrap();
+    assert_eq!(again.retimed, 0);
+    // The old deadline passes quietly; the scheduler keeps to the new one.
+    w.advance_to(at("2026-11-06T00:00:01+08:00")).await;
+    let t = w.engine.get_ticket(&w.principal, &open).await.unwrap();
+    assert_eq!(t.level, Level::Difficult);
+    w.advance_to(at("2026-11-10T00:00:01+08:00")).await;
+    let t = w.engine.get_ticket(&w.principal, &open).await.unwrap();
+    assert_eq!(t.level, Level::Hard);
+    // An unknown version or node says so.
+    assert!(w.engine.retime_to_policy(99, None).await.is_err());
+    let nowhere = NodeCode::parse("lixia/nowhere").unwrap();
+    assert!(
+        w.engine
+            .retime_to_policy(v2.version, Some(&nowhere))
+            .await
+            .is_err()
     );
 }

@@ -1,10 +1,11 @@
-//! Re-timing running deadlines after a calendar change, through the timer index: only tickets with a
-//! timer due on or after the first day the change touches are read, never every open ticket.
+//! Re-timing running deadlines: after a calendar change, through the timer index (only tickets with a
+//! timer due on or after the first day the change touches are read, never every open ticket); and
+//! under a newer policy, on purpose, for the open tickets of a subtree.
 
 use chrono::{Duration, NaiveDate, TimeZone};
 use doorstep_domain::calendar::Calendar;
-use doorstep_domain::{Actor, Context, TicketId};
-use doorstep_store::{Commit, StoreError};
+use doorstep_domain::{Actor, Context, NodeCode, Policy, Status, TicketId};
+use doorstep_store::{Commit, StoreError, TicketQuery};
 
 use super::Engine;
 use crate::error::ApiError;
@@ -12,7 +13,8 @@ use crate::error::ApiError;
 /// What a re-timing did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Retimed {
-    /// Tickets read because a timer of theirs falls on or after the first changed day.
+    /// Tickets read: for a calendar change, those with a timer on or after the first changed day; on
+    /// purpose, the open tickets of the subtree.
     pub examined: u64,
     /// Tickets whose deadlines moved (one RETIMED event each).
     pub retimed: u64,
@@ -83,7 +85,10 @@ impl Engine {
             after = Some(last.clone());
             for id in &page {
                 done.examined += 1;
-                if self.retime_one(id, previous, &reason).await? {
+                if self
+                    .retime_one(id, &Retiming::Calendar { previous }, &reason)
+                    .await?
+                {
                     done.retimed += 1;
                 }
             }
@@ -94,11 +99,66 @@ impl Engine {
         Ok(done)
     }
 
-    /// Re-times one ticket; `true` when its deadlines moved.
+    /// Re-times every open ticket in `node`'s subtree (everywhere for `None`) under policy `version`,
+    /// on purpose: a policy change otherwise applies to new tickets only. Each ticket keeps its clocks'
+    /// starts, suspended time and extensions and takes the new limits (see
+    /// [`Ticket::retime_to_policy`](doorstep_domain::Ticket::retime_to_policy)).
+    pub async fn retime_to_policy(
+        &self,
+        version: i64,
+        node: Option<&NodeCode>,
+    ) -> Result<Retimed, ApiError> {
+        let policy = self.policy(version).await?;
+        let version = self.policy_version(version).await?.version;
+        let subtree = match node {
+            Some(node) => Some(
+                self.subtree(&crate::Principal::local(), Some(node))?
+                    .ok_or_else(|| {
+                        ApiError::invalid("node", format!("unknown jurisdiction node {node}"))
+                    })?,
+            ),
+            None => None,
+        };
+        let reason = format!("re-timed on purpose under policy version {version}");
+        let how = Retiming::Policy {
+            version,
+            policy: &policy,
+        };
+        let mut done = Retimed::default();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .list_tickets(&TicketQuery {
+                    subtree: subtree.clone(),
+                    statuses: OPEN.to_vec(),
+                    after,
+                    limit: PAGE,
+                    ..TicketQuery::default()
+                })
+                .await?;
+            for ticket in &page.tickets {
+                done.examined += 1;
+                if self.retime_one(&ticket.id, &how, &reason).await? {
+                    done.retimed += 1;
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        if done.retimed > 0 {
+            self.timers_changed.notify_one();
+        }
+        Ok(done)
+    }
+
+    /// Re-times one ticket; `true` when it changed.
     async fn retime_one(
         &self,
         id: &TicketId,
-        previous: &Calendar,
+        how: &Retiming<'_>,
         reason: &str,
     ) -> Result<bool, ApiError> {
         for _ in 0..ATTEMPTS {
@@ -106,15 +166,20 @@ impl Engine {
                 return Ok(false);
             };
             let shared = self.shared();
-            let policy = self.policy(ticket.policy_version).await?;
+            let own = self.policy(ticket.policy_version).await?;
             let actor = Actor::scheduler();
-            let ctx = Context {
+            let ctx = |policy| Context {
                 now: self.clock.now(),
                 actor: &actor,
-                policy: &policy,
+                policy,
                 calendar: &shared.calendar,
             };
-            let (next, events) = ticket.retime(previous, reason, &ctx);
+            let (next, events) = match how {
+                Retiming::Calendar { previous } => ticket.retime(previous, reason, &ctx(&own)),
+                Retiming::Policy { version, policy } => {
+                    ticket.retime_to_policy(*version, reason, &ctx(policy))
+                }
+            };
             if events.is_empty() {
                 return Ok(false);
             }
@@ -140,3 +205,20 @@ impl Engine {
         )))
     }
 }
+
+/// What a re-timing follows.
+enum Retiming<'a> {
+    /// A calendar change from `previous` to the engine's calendar.
+    Calendar { previous: &'a Calendar },
+    /// Another policy version, on purpose.
+    Policy { version: i64, policy: &'a Policy },
+}
+
+/// The statuses whose clocks can run.
+const OPEN: [Status; 5] = [
+    Status::New,
+    Status::Returned,
+    Status::Dispatched,
+    Status::InProgress,
+    Status::Suspended,
+];
