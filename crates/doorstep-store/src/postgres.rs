@@ -390,9 +390,7 @@ impl PgStore {
         };
         sync_units(tx, &row.id, &row.units).await?;
         sync_timers(tx, row).await?;
-        if appending.is_none() {
-            *appending = Some(self.appends.lock().await);
-        }
+        *appending = Some(self.appends.lock().await);
         let seq = take_seqs(tx, events.len()).await?;
         insert_events(tx, &row.id, seq, &node_path, events).await?;
         let (at, due) = (row.updated_at, row.resolve_due_at);

@@ -19,7 +19,7 @@ pub enum Fired {
     Stale,
 }
 
-/// How often firing re-reads a ticket that a concurrent command changed under it.
+/// How often firing or re-timing re-reads a ticket that a concurrent command changed under it.
 const FIRE_ATTEMPTS: usize = 5;
 
 /// A decision of a batch, waiting for its commit.
@@ -37,14 +37,36 @@ impl Engine {
     /// is checked against the version the decision was made on (a concurrent scheduler or command makes
     /// this one re-read and find the clock already moved).
     pub async fn fire(&self, ticket_id: &TicketId, timer: &Timer) -> Result<Fired, ApiError> {
+        let recorded = self
+            .decide_and_commit(ticket_id, |ticket, shared, policy| {
+                self.decide_timer(shared, policy, ticket, timer)
+            })
+            .await
+            .map_err(|e| match e {
+                ApiError::Aborted(_) => ApiError::Aborted(format!(
+                    "ticket {ticket_id} kept changing while a timer fired; it will be retried"
+                )),
+                e => e,
+            })?;
+        Ok(recorded.map_or(Fired::Stale, Fired::Recorded))
+    }
+
+    /// Reads a ticket, decides on it with its own policy version, and commits the events, re-reading
+    /// when a concurrent command moved the ticket on in between. `None` when the ticket is gone or
+    /// the decision records nothing. The one loop behind timer firing and re-timing.
+    pub(super) async fn decide_and_commit(
+        &self,
+        id: &TicketId,
+        decide: impl Fn(&Ticket, &Shared, &Policy) -> Result<Option<(Ticket, Vec<Event>)>, ApiError>,
+    ) -> Result<Option<Vec<StoredEvent>>, ApiError> {
         for _ in 0..FIRE_ATTEMPTS {
-            let Some(ticket) = self.store.get_ticket(ticket_id).await? else {
-                return Ok(Fired::Stale);
+            let Some(ticket) = self.store.get_ticket(id).await? else {
+                return Ok(None);
             };
             let shared = self.shared();
             let policy = self.policy(ticket.policy_version).await?;
-            let Some((next, events)) = self.decide_timer(&shared, &policy, &ticket, timer)? else {
-                return Ok(Fired::Stale);
+            let Some((next, events)) = decide(&ticket, &shared, &policy)? else {
+                return Ok(None);
             };
             match self
                 .store
@@ -57,14 +79,14 @@ impl Engine {
             {
                 Ok(stored) => {
                     self.published(&stored);
-                    return Ok(Fired::Recorded(stored));
+                    return Ok(Some(stored));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
         Err(ApiError::Aborted(format!(
-            "ticket {ticket_id} kept changing while a timer fired; it will be retried"
+            "ticket {id} kept changing while it was being updated"
         )))
     }
 

@@ -5,7 +5,7 @@
 use chrono::{Duration, NaiveDate, TimeZone};
 use doorstep_domain::calendar::Calendar;
 use doorstep_domain::{Actor, Context, NodeCode, Policy, Status, TicketId};
-use doorstep_store::{Commit, StoreError, TicketQuery};
+use doorstep_store::TicketQuery;
 
 use super::Engine;
 use crate::error::ApiError;
@@ -22,8 +22,6 @@ pub struct Retimed {
 
 /// Tickets read per page of the index.
 const PAGE: u32 = 500;
-/// How often a ticket that a concurrent command changed is re-read.
-const ATTEMPTS: usize = 5;
 
 /// The first date whose reckoning differs between the two calendars in what the notice for `year`
 /// declares: a date it declares differently, or the year's first day when the year gained (or lost)
@@ -161,48 +159,25 @@ impl Engine {
         how: &Retiming<'_>,
         reason: &str,
     ) -> Result<bool, ApiError> {
-        for _ in 0..ATTEMPTS {
-            let Some(ticket) = self.store.get_ticket(id).await? else {
-                return Ok(false);
-            };
-            let shared = self.shared();
-            let own = self.policy(ticket.policy_version).await?;
-            let actor = Actor::scheduler();
-            let ctx = |policy| Context {
-                now: self.clock.now(),
-                actor: &actor,
-                policy,
-                calendar: &shared.calendar,
-            };
-            let (next, events) = match how {
-                Retiming::Calendar { previous } => ticket.retime(previous, reason, &ctx(&own)),
-                Retiming::Policy { version, policy } => {
-                    ticket.retime_to_policy(*version, reason, &ctx(policy))
-                }
-            };
-            if events.is_empty() {
-                return Ok(false);
-            }
-            match self
-                .store
-                .commit(Commit {
-                    ticket: &next,
-                    expected_version: ticket.version,
-                    events: &events,
-                })
-                .await
-            {
-                Ok(stored) => {
-                    self.published(&stored);
-                    return Ok(true);
-                }
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ApiError::Aborted(format!(
-            "ticket {id} kept changing while its deadlines were re-timed"
-        )))
+        let recorded = self
+            .decide_and_commit(id, |ticket, shared, own| {
+                let actor = Actor::scheduler();
+                let ctx = |policy| Context {
+                    now: self.clock.now(),
+                    actor: &actor,
+                    policy,
+                    calendar: &shared.calendar,
+                };
+                let (next, events) = match how {
+                    Retiming::Calendar { previous } => ticket.retime(previous, reason, &ctx(own)),
+                    Retiming::Policy { version, policy } => {
+                        ticket.retime_to_policy(*version, reason, &ctx(policy))
+                    }
+                };
+                Ok((!events.is_empty()).then_some((next, events)))
+            })
+            .await?;
+        Ok(recorded.is_some())
     }
 }
 
