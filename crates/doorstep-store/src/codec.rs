@@ -516,6 +516,35 @@ pub(crate) fn declared_elsewhere(
     ))
 }
 
+/// Bound parameters per statement: under SQLite's limit (32,766) and PostgreSQL's (65,535).
+pub(crate) const MAX_PARAMS: usize = 30_000;
+
+/// Rows of a multi-row statement with `columns` parameters a row.
+pub(crate) fn rows_per_statement(columns: usize) -> usize {
+    MAX_PARAMS / columns
+}
+
+/// `$1, $2, ..., $n`.
+pub(crate) fn params(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `(?, ?), (?, ?)` for `rows` rows of `columns` parameters each, for SQLite. Anonymous parameters
+/// matter in long statements: sqlx-sqlite looks each numbered parameter's name up in a list, which
+/// makes binding `$1 … $n` quadratic in `n` (at 4,500 parameters that was most of a commit).
+pub(crate) fn anonymous_values(rows: usize, columns: usize) -> String {
+    let row = format!("({})", anonymous_params(columns));
+    vec![row; rows].join(", ")
+}
+
+/// `?, ?, ..., ?`: `n` anonymous parameters, for SQLite (see [`anonymous_values`]).
+pub(crate) fn anonymous_params(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
 /// `($1, $2), ($3, $4)` for `rows` rows of `columns` parameters each: one statement for many rows.
 pub(crate) fn values(rows: usize, columns: usize) -> String {
     (0..rows)

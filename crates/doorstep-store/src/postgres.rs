@@ -332,9 +332,15 @@ impl PgStore {
         insert_events(tx, &row.id, seq, new.node_path, events).await?;
         insert_units(tx, &row.id, &row.units).await?;
         upsert_timers(tx, &row.id, &row.timers.iter().collect::<Vec<_>>()).await?;
-        let (at, due) = (row.updated_at, row.resolve_due_at);
-        crate::report::postgres::record(tx, &row.id, new.node_path, seq, new.events, at, due)
-            .await?;
+        let appended = crate::report::Appended {
+            ticket_id: &row.id,
+            node_path: new.node_path,
+            first_seq: seq,
+            events: new.events,
+            at: row.updated_at,
+            due: row.resolve_due_at,
+        };
+        crate::report::postgres::record(tx, &[appended]).await?;
         Ok(Some(seq))
     }
 
@@ -393,8 +399,15 @@ impl PgStore {
         *appending = Some(self.appends.lock().await);
         let seq = take_seqs(tx, events.len()).await?;
         insert_events(tx, &row.id, seq, &node_path, events).await?;
-        let (at, due) = (row.updated_at, row.resolve_due_at);
-        crate::report::postgres::record(tx, &row.id, &node_path, seq, c.events, at, due).await?;
+        let appended = crate::report::Appended {
+            ticket_id: &row.id,
+            node_path: &node_path,
+            first_seq: seq,
+            events: c.events,
+            at: row.updated_at,
+            due: row.resolve_due_at,
+        };
+        crate::report::postgres::record(tx, &[appended]).await?;
         Ok(Some(seq))
     }
 }

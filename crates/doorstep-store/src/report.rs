@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use doorstep_domain::{Change, ClockKind, Event, Satisfaction, Ticket};
 
 use crate::Result;
-use crate::codec::millis;
+use crate::codec::{MAX_PARAMS, millis, rows_per_statement};
 
 /// What one report query groups tickets by. Period steps are separate windows (the engine asks once
 /// per step).
@@ -254,7 +254,9 @@ fn bool_int(b: bool) -> i32 {
     i32::from(b)
 }
 
+/// `ticket_id` then [`FACTS_COLUMNS`].
 type FactsRow = (
+    String,
     String,
     String,
     String,
@@ -271,51 +273,107 @@ type FactsRow = (
     Option<i64>,
 );
 
-fn facts_from_row(ticket_id: &str, r: FactsRow) -> Facts {
+fn facts_from_row(r: FactsRow) -> Facts {
     Facts {
-        ticket_id: ticket_id.to_owned(),
-        node_path: r.0,
-        level: r.1,
-        category: r.2,
-        created_at: r.3,
-        first_dispatch_at: r.4,
-        ack_on_time: r.5 != 0,
-        ack_pending_due: r.6,
-        first_resolved_at: r.7,
-        resolved_on_time: r.8 != 0,
-        resolve_ms: r.9,
-        resolve_breached: r.10 != 0,
-        merged_at: r.11,
-        due_now: r.12,
-        open_since: r.13,
+        ticket_id: r.0,
+        node_path: r.1,
+        level: r.2,
+        category: r.3,
+        created_at: r.4,
+        first_dispatch_at: r.5,
+        ack_on_time: r.6 != 0,
+        ack_pending_due: r.7,
+        first_resolved_at: r.8,
+        resolved_on_time: r.9 != 0,
+        resolve_ms: r.10,
+        resolve_breached: r.11 != 0,
+        merged_at: r.12,
+        due_now: r.13,
+        open_since: r.14,
     }
 }
 
-const SELECT_FACTS: &str = "SELECT node_path, level, category, created_at, first_dispatch_at, \
+const FACTS_COLUMNS: &str = "node_path, level, category, created_at, first_dispatch_at, \
     ack_on_time, ack_pending_due, first_resolved_at, resolved_on_time, resolve_ms, \
-    resolve_breached, merged_at, due_now, open_since FROM report_facts WHERE ticket_id = $1";
+    resolve_breached, merged_at, due_now, open_since";
 
-const UPSERT_FACTS: &str = "INSERT INTO report_facts (ticket_id, node_path, level, category, \
+/// `INSERT INTO report_facts ... VALUES {rows} ON CONFLICT ...`, 15 columns a row.
+const UPSERT_FACTS: (&str, &str) = (
+    "INSERT INTO report_facts (ticket_id, node_path, level, category, \
     created_at, first_dispatch_at, ack_on_time, ack_pending_due, first_resolved_at, \
-    resolved_on_time, resolve_ms, resolve_breached, merged_at, due_now, open_since) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-    ON CONFLICT (ticket_id) DO UPDATE SET node_path = excluded.node_path, level = excluded.level, \
+    resolved_on_time, resolve_ms, resolve_breached, merged_at, due_now, open_since) VALUES",
+    "ON CONFLICT (ticket_id) DO UPDATE SET node_path = excluded.node_path, level = excluded.level, \
     category = excluded.category, created_at = excluded.created_at, \
     first_dispatch_at = excluded.first_dispatch_at, ack_on_time = excluded.ack_on_time, \
     ack_pending_due = excluded.ack_pending_due, first_resolved_at = excluded.first_resolved_at, \
     resolved_on_time = excluded.resolved_on_time, resolve_ms = excluded.resolve_ms, \
     resolve_breached = excluded.resolve_breached, merged_at = excluded.merged_at, \
-    due_now = excluded.due_now, open_since = excluded.open_since";
+    due_now = excluded.due_now, open_since = excluded.open_since",
+);
 
-const INSERT_MARK: &str = "INSERT INTO report_marks (seq, ticket_id, node_path, level, category, \
-    kind, at, satisfied, solved) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-    ON CONFLICT (seq) DO NOTHING";
+/// 9 columns a row.
+const INSERT_MARKS: (&str, &str) = (
+    "INSERT INTO report_marks (seq, ticket_id, node_path, level, category, kind, at, satisfied, \
+    solved) VALUES",
+    "ON CONFLICT (seq) DO NOTHING",
+);
 
-const CLOSE_OVERDUE: &str =
-    "UPDATE report_overdue SET ends = $2 WHERE ticket_id = $1 AND ends IS NULL";
-const DROP_OVERDUE: &str = "DELETE FROM report_overdue WHERE ticket_id = $1 AND ends IS NULL";
-const OPEN_OVERDUE: &str = "INSERT INTO report_overdue (ticket_id, since, ends, node_path, level, \
-    category) VALUES ($1, $2, NULL, $3, $4, $5) ON CONFLICT (ticket_id, since) DO NOTHING";
+/// Ends the open interval of each ticket in `v (ticket_id, ends)`, 2 columns a row.
+const CLOSE_OVERDUE: (&str, &str) = (
+    "WITH v (ticket_id, ends) AS (VALUES",
+    ") UPDATE report_overdue SET ends = v.ends FROM v \
+    WHERE report_overdue.ticket_id = v.ticket_id AND report_overdue.ends IS NULL",
+);
+
+/// 6 columns a row.
+const INSERT_OVERDUE: (&str, &str) = (
+    "INSERT INTO report_overdue (ticket_id, since, ends, node_path, level, category) VALUES",
+    "ON CONFLICT (ticket_id, since) DO NOTHING",
+);
+
+/// Events just appended for one ticket, inside the transaction that appends them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Appended<'a> {
+    pub(crate) ticket_id: &'a str,
+    pub(crate) node_path: &'a str,
+    /// The seq of `events[0]`.
+    pub(crate) first_seq: i64,
+    pub(crate) events: &'a [Event],
+    /// The ticket after them: its last event's instant and its running resolve deadline, in epoch
+    /// milliseconds.
+    pub(crate) at: i64,
+    pub(crate) due: Option<i64>,
+}
+
+/// One ticket's report rows to write.
+struct TicketRows {
+    facts: Facts,
+    marks: Vec<Mark>,
+    ops: Vec<OverdueOp>,
+}
+
+/// What a ticket's overdue operations, applied in order, do to its rows: what becomes of the stored
+/// open interval (a close or a drop), and the new intervals `(since, ends)`.
+fn settle(ops: &[OverdueOp]) -> (Option<OverdueOp>, Vec<(i64, Option<i64>)>) {
+    let mut stored = None;
+    let mut new: Vec<(i64, Option<i64>)> = Vec::new();
+    for op in ops {
+        let open_new = new.last().is_some_and(|(_, ends)| ends.is_none());
+        match *op {
+            OverdueOp::Open { since } => new.push((since, None)),
+            OverdueOp::Close { ends } if open_new => {
+                if let Some(last) = new.last_mut() {
+                    last.1 = Some(ends);
+                }
+            }
+            OverdueOp::Drop if open_new => {
+                new.pop();
+            }
+            OverdueOp::Close { .. } | OverdueOp::Drop => stored = Some(*op),
+        }
+    }
+    (stored, new)
+}
 
 /// Takes the backfill over: 1 row when this connection is the one to backfill.
 const CLAIM_BACKFILL: &str =
@@ -518,75 +576,110 @@ fn rank_in_bucket(buckets: &std::collections::BTreeMap<i64, i64>, p: i64) -> Opt
 
 /// The same code for both backends: only the connection type and one SQL spelling differ.
 macro_rules! backend {
-    ($module:ident, $conn:ty, $payload:literal) => {
+    ($module:ident, $conn:ty, $payload:literal, $values:path, $params:path) => {
         pub(crate) mod $module {
             use super::*;
             use sqlx::AssertSqlSafe;
 
-            async fn write(
-                conn: &mut $conn,
-                facts: &Facts,
-                marks: &[Mark],
-                ops: &[OverdueOp],
-            ) -> Result<()> {
-                sqlx::query(UPSERT_FACTS)
-                    .bind(&facts.ticket_id)
-                    .bind(&facts.node_path)
-                    .bind(&facts.level)
-                    .bind(&facts.category)
-                    .bind(facts.created_at)
-                    .bind(facts.first_dispatch_at)
-                    .bind(bool_int(facts.ack_on_time))
-                    .bind(facts.ack_pending_due)
-                    .bind(facts.first_resolved_at)
-                    .bind(bool_int(facts.resolved_on_time))
-                    .bind(facts.resolve_ms)
-                    .bind(bool_int(facts.resolve_breached))
-                    .bind(facts.merged_at)
-                    .bind(facts.due_now)
-                    .bind(facts.open_since)
-                    .execute(&mut *conn)
-                    .await?;
-                for m in marks {
-                    sqlx::query(INSERT_MARK)
-                        .bind(m.seq)
-                        .bind(&facts.ticket_id)
-                        .bind(&facts.node_path)
-                        .bind(&facts.level)
-                        .bind(&facts.category)
-                        .bind(m.kind)
-                        .bind(m.at)
-                        .bind(bool_int(m.satisfied))
-                        .bind(bool_int(m.solved))
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                for op in ops {
-                    match *op {
-                        OverdueOp::Close { ends } => {
-                            sqlx::query(CLOSE_OVERDUE)
-                                .bind(&facts.ticket_id)
-                                .bind(ends)
-                                .execute(&mut *conn)
-                                .await?;
-                        }
-                        OverdueOp::Drop => {
-                            sqlx::query(DROP_OVERDUE)
-                                .bind(&facts.ticket_id)
-                                .execute(&mut *conn)
-                                .await?;
-                        }
-                        OverdueOp::Open { since } => {
-                            sqlx::query(OPEN_OVERDUE)
-                                .bind(&facts.ticket_id)
-                                .bind(since)
-                                .bind(&facts.node_path)
-                                .bind(&facts.level)
-                                .bind(&facts.category)
-                                .execute(&mut *conn)
-                                .await?;
-                        }
+            /// `{head} VALUES-rows {tail}` for `rows` rows of `columns` parameters.
+            fn multi_row(sql: (&str, &str), rows: usize, columns: usize) -> String {
+                format!("{} {} {}", sql.0, $values(rows, columns), sql.1)
+            }
+
+            /// Writes the rows of many tickets (each at most once) with one statement per table and
+            /// kind of change.
+            async fn write(conn: &mut $conn, rows: &[TicketRows]) -> Result<()> {
+                for chunk in rows.chunks(rows_per_statement(15)) {
+                    let sql = multi_row(UPSERT_FACTS, chunk.len(), 15);
+                    let mut q = sqlx::query(AssertSqlSafe(sql));
+                    for TicketRows { facts, .. } in chunk {
+                        q = q
+                            .bind(&facts.ticket_id)
+                            .bind(&facts.node_path)
+                            .bind(&facts.level)
+                            .bind(&facts.category)
+                            .bind(facts.created_at)
+                            .bind(facts.first_dispatch_at)
+                            .bind(bool_int(facts.ack_on_time))
+                            .bind(facts.ack_pending_due)
+                            .bind(facts.first_resolved_at)
+                            .bind(bool_int(facts.resolved_on_time))
+                            .bind(facts.resolve_ms)
+                            .bind(bool_int(facts.resolve_breached))
+                            .bind(facts.merged_at)
+                            .bind(facts.due_now)
+                            .bind(facts.open_since);
                     }
+                    q.execute(&mut *conn).await?;
+                }
+
+                let marks: Vec<(&Facts, &Mark)> = rows
+                    .iter()
+                    .flat_map(|r| r.marks.iter().map(move |m| (&r.facts, m)))
+                    .collect();
+                for chunk in marks.chunks(rows_per_statement(9)) {
+                    let sql = multi_row(INSERT_MARKS, chunk.len(), 9);
+                    let mut q = sqlx::query(AssertSqlSafe(sql));
+                    for (facts, m) in chunk {
+                        q = q
+                            .bind(m.seq)
+                            .bind(&facts.ticket_id)
+                            .bind(&facts.node_path)
+                            .bind(&facts.level)
+                            .bind(&facts.category)
+                            .bind(m.kind)
+                            .bind(m.at)
+                            .bind(bool_int(m.satisfied))
+                            .bind(bool_int(m.solved));
+                    }
+                    q.execute(&mut *conn).await?;
+                }
+
+                let mut closes: Vec<(&str, i64)> = Vec::new();
+                let mut drops: Vec<&str> = Vec::new();
+                let mut opens: Vec<(&Facts, i64, Option<i64>)> = Vec::new();
+                for r in rows {
+                    let id = r.facts.ticket_id.as_str();
+                    let (stored, new) = settle(&r.ops);
+                    match stored {
+                        Some(OverdueOp::Close { ends }) => closes.push((id, ends)),
+                        Some(OverdueOp::Drop) => drops.push(id),
+                        _ => {}
+                    }
+                    opens.extend(new.into_iter().map(|(since, ends)| (&r.facts, since, ends)));
+                }
+                for chunk in closes.chunks(rows_per_statement(2)) {
+                    let sql = multi_row(CLOSE_OVERDUE, chunk.len(), 2);
+                    let mut q = sqlx::query(AssertSqlSafe(sql));
+                    for (id, ends) in chunk {
+                        q = q.bind(*id).bind(*ends);
+                    }
+                    q.execute(&mut *conn).await?;
+                }
+                for chunk in drops.chunks(MAX_PARAMS) {
+                    let sql = format!(
+                        "DELETE FROM report_overdue WHERE ends IS NULL AND ticket_id IN ({})",
+                        $params(chunk.len())
+                    );
+                    let mut q = sqlx::query(AssertSqlSafe(sql));
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    q.execute(&mut *conn).await?;
+                }
+                for chunk in opens.chunks(rows_per_statement(6)) {
+                    let sql = multi_row(INSERT_OVERDUE, chunk.len(), 6);
+                    let mut q = sqlx::query(AssertSqlSafe(sql));
+                    for (facts, since, ends) in chunk {
+                        q = q
+                            .bind(&facts.ticket_id)
+                            .bind(*since)
+                            .bind(*ends)
+                            .bind(&facts.node_path)
+                            .bind(&facts.level)
+                            .bind(&facts.category);
+                    }
+                    q.execute(&mut *conn).await?;
                 }
                 Ok(())
             }
@@ -619,40 +712,60 @@ macro_rules! backend {
                     .bind(ticket_id)
                     .execute(&mut *conn)
                     .await?;
-                write(conn, &facts, &marks, &ops).await
+                write(conn, &[TicketRows { facts, marks, ops }]).await
             }
 
-            /// Brings the report rows up to date with events `first_seq..` just appended for the
-            /// ticket, inside the same transaction. `at` and `due` describe the ticket after them
-            /// (its last event's instant, its running resolve deadline), in epoch milliseconds.
-            pub(crate) async fn record(
-                conn: &mut $conn,
-                ticket_id: &str,
-                node_path: &str,
-                first_seq: i64,
-                events: &[Event],
-                at: i64,
-                due: Option<i64>,
-            ) -> Result<()> {
-                let stored: Option<FactsRow> = sqlx::query_as(SELECT_FACTS)
-                    .bind(ticket_id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                let mut facts = match stored {
-                    Some(row) => facts_from_row(ticket_id, row),
-                    None => match events.first().and_then(|e| Facts::created(node_path, e)) {
-                        Some(facts) => facts,
-                        // A ticket from before reporting existed: fold its whole history.
-                        None => return rebuild(conn, ticket_id, node_path).await,
-                    },
-                };
-                let mut marks = Vec::new();
-                for (event, seq) in events.iter().zip(first_seq..) {
-                    facts.apply(seq, event, &mut marks);
+            /// Brings the report rows up to date with the events just appended for each ticket
+            /// (each ticket at most once), inside the same transaction: one read of the stored
+            /// facts and one write per table for the lot.
+            pub(crate) async fn record(conn: &mut $conn, appended: &[Appended<'_>]) -> Result<()> {
+                let mut stored: std::collections::HashMap<String, FactsRow> =
+                    std::collections::HashMap::with_capacity(appended.len());
+                for chunk in appended.chunks(MAX_PARAMS) {
+                    let sql = format!(
+                        "SELECT ticket_id, {FACTS_COLUMNS} FROM report_facts \
+                         WHERE ticket_id IN ({})",
+                        $params(chunk.len())
+                    );
+                    let mut q = sqlx::query_as::<_, FactsRow>(AssertSqlSafe(sql));
+                    for a in chunk {
+                        q = q.bind(a.ticket_id);
+                    }
+                    for row in q.fetch_all(&mut *conn).await? {
+                        stored.insert(row.0.clone(), row);
+                    }
                 }
-                let mut ops = Vec::new();
-                facts.deadline(at, due, &mut ops);
-                write(conn, &facts, &marks, &ops).await
+                let mut rows = Vec::with_capacity(appended.len());
+                let mut unreported = Vec::new();
+                for a in appended {
+                    let mut facts = match stored.remove(a.ticket_id) {
+                        Some(row) => facts_from_row(row),
+                        None => match a
+                            .events
+                            .first()
+                            .and_then(|e| Facts::created(a.node_path, e))
+                        {
+                            Some(facts) => facts,
+                            // A ticket from before reporting existed: fold its whole history.
+                            None => {
+                                unreported.push(a);
+                                continue;
+                            }
+                        },
+                    };
+                    let mut marks = Vec::new();
+                    for (event, seq) in a.events.iter().zip(a.first_seq..) {
+                        facts.apply(seq, event, &mut marks);
+                    }
+                    let mut ops = Vec::new();
+                    facts.deadline(a.at, a.due, &mut ops);
+                    rows.push(TicketRows { facts, marks, ops });
+                }
+                write(conn, &rows).await?;
+                for a in unreported {
+                    rebuild(conn, a.ticket_id, a.node_path).await?;
+                }
+                Ok(())
             }
 
             /// Builds the rows of every ticket that has none, once per database (the first store
@@ -812,5 +925,17 @@ macro_rules! backend {
     };
 }
 
-backend!(sqlite, sqlx::SqliteConnection, "payload");
-backend!(postgres, sqlx::PgConnection, "payload::text");
+backend!(
+    sqlite,
+    sqlx::SqliteConnection,
+    "payload",
+    crate::codec::anonymous_values,
+    crate::codec::anonymous_params
+);
+backend!(
+    postgres,
+    sqlx::PgConnection,
+    "payload::text",
+    crate::codec::values,
+    crate::codec::params
+);

@@ -12,20 +12,24 @@ pub(crate) const INSERT_TICKET_PG: &str = "INSERT INTO tickets (id, reg, source,
     policy_version, ticket) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
     $15::jsonb)";
 
-/// The optimistic-concurrency check: no row when the ticket moved on.
-/// The optimistic-concurrency check: no row when the ticket moved on. Also returns the next seq
-/// (SQLite has one writer).
-/// On SQLite it also returns the ticket's units and armed timers as JSON, saving the writer two
-/// statements per commit.
-pub(crate) const UPDATE_TICKET_SQLITE: &str = "UPDATE tickets SET level = $3, status = $4, \
-    lead_unit = $5, resolve_due_at = $6, updated_at = $7, version = $8, ticket = $9 \
-    WHERE id = $1 AND version = $2 \
-    RETURNING node_path, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events), \
+/// The optimistic-concurrency check of many commits at once, `{head} VALUES-rows {tail}` with 9
+/// parameters a row: a ticket not at its expected version is left alone and returns nothing. Each
+/// updated ticket returns its node path, the next seq (SQLite has one writer, and nothing is appended
+/// during the statement), and its units and armed timers as stored, as JSON.
+pub(crate) const UPDATE_TICKETS_SQLITE: (&str, &str) = (
+    "WITH v (id, expected, level, status, lead_unit, resolve_due_at, updated_at, version, ticket) \
+    AS (VALUES",
+    ") UPDATE tickets SET level = v.level, status = v.status, lead_unit = v.lead_unit, \
+    resolve_due_at = v.resolve_due_at, updated_at = v.updated_at, version = v.version, \
+    ticket = v.ticket FROM v WHERE tickets.id = v.id AND tickets.version = v.expected \
+    RETURNING tickets.id, tickets.node_path, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events), \
     (SELECT json_group_array(unit) FROM \
-        (SELECT unit FROM ticket_units WHERE ticket_id = $1 ORDER BY unit)), \
+        (SELECT unit FROM ticket_units WHERE ticket_id = tickets.id ORDER BY unit)), \
     (SELECT json_group_array(json_array(clock, unit, threshold, due_at, due_exact)) \
-        FROM timers WHERE ticket_id = $1)";
+        FROM timers WHERE ticket_id = tickets.id)",
+);
 
+/// The optimistic-concurrency check: no row when the ticket moved on.
 pub(crate) const UPDATE_TICKET_PG: &str = "UPDATE tickets SET level = $3, status = $4, \
     lead_unit = $5, resolve_due_at = $6, updated_at = $7, version = $8, ticket = $9::jsonb \
     WHERE id = $1 AND version = $2 RETURNING node_path";

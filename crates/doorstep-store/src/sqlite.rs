@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use doorstep_domain::calendar::{Calendar, Notice, SpecialDay};
-use doorstep_domain::{Channel, District, Event, Ticket, TicketId};
+use doorstep_domain::{Channel, District, Ticket, TicketId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
@@ -23,7 +23,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions as _, Connection as _};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::codec::{self, EventRow, TicketRow, TimerRow};
+use crate::codec::{self, TicketRow, TimerRow};
 use crate::connect::{ConnectOptions, SqliteSync};
 use crate::district::{DistrictRows, StoredDistrict};
 use crate::migrations::{Backend, MigrationReport, TABLE};
@@ -312,249 +312,9 @@ async fn run_batch(
     }
 }
 
-// ---- writes, run inside the writer's transaction ----
+mod tickets;
 
-struct NewRows {
-    id: TicketId,
-    row: TicketRow,
-    events: Vec<Event>,
-    event_rows: Vec<EventRow>,
-    node_path: String,
-}
-
-async fn insert_events(
-    conn: &mut SqliteConnection,
-    ticket_id: &str,
-    first_seq: i64,
-    node_path: &str,
-    rows: &[EventRow],
-) -> Result<()> {
-    let sql = format!(
-        "INSERT INTO events (seq, ticket_id, at, actor, kind, node_path, payload) VALUES {}",
-        codec::values(rows.len(), 7)
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (row, seq) in rows.iter().zip(first_seq..) {
-        q = q
-            .bind(seq)
-            .bind(ticket_id)
-            .bind(row.at)
-            .bind(&row.actor)
-            .bind(row.kind)
-            .bind(node_path)
-            .bind(&row.payload);
-    }
-    q.execute(&mut *conn).await?;
-    Ok(())
-}
-
-async fn insert_units(
-    conn: &mut SqliteConnection,
-    ticket_id: &str,
-    units: &[String],
-) -> Result<()> {
-    if units.is_empty() {
-        return Ok(());
-    }
-    let sql = format!(
-        "INSERT INTO ticket_units (ticket_id, unit) VALUES {}",
-        codec::values(units.len(), 2)
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for unit in units {
-        q = q.bind(ticket_id).bind(unit);
-    }
-    q.execute(&mut *conn).await?;
-    Ok(())
-}
-
-async fn upsert_timers(
-    conn: &mut SqliteConnection,
-    ticket_id: &str,
-    timers: &[&TimerRow],
-) -> Result<()> {
-    if timers.is_empty() {
-        return Ok(());
-    }
-    let sql = format!(
-        "INSERT INTO timers (ticket_id, clock, unit, threshold, due_at, due_exact) VALUES {} {}",
-        codec::values(timers.len(), 6),
-        crate::sql::ON_TIMER_CONFLICT
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for t in timers {
-        q = q
-            .bind(ticket_id)
-            .bind(t.clock)
-            .bind(&t.unit)
-            .bind(t.threshold)
-            .bind(t.due_at)
-            .bind(&t.due_exact);
-    }
-    q.execute(&mut *conn).await?;
-    Ok(())
-}
-
-/// The single writer numbers events: the next seq is one past the highest written.
-async fn create(conn: &mut SqliteConnection, new: NewRows) -> Result<Created> {
-    let row = &new.row;
-    let taken = sqlx::query(
-        "INSERT INTO intake_keys (source, external_ref, ticket_id) VALUES ($1, $2, $3) \
-         ON CONFLICT (source, external_ref) DO NOTHING",
-    )
-    .bind(row.source)
-    .bind(&row.external_ref)
-    .bind(&row.id)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| already(e, &row.id))?;
-    if taken.rows_affected() == 0 {
-        let (json,): (String,) = sqlx::query_as(
-            "SELECT t.ticket FROM intake_keys k JOIN tickets t ON t.id = k.ticket_id \
-             WHERE k.source = $1 AND k.external_ref = $2",
-        )
-        .bind(row.source)
-        .bind(&row.external_ref)
-        .fetch_one(&mut *conn)
-        .await?;
-        return Ok(Created::Existing(Box::new(codec::ticket_from_json(&json)?)));
-    }
-    let (seq,): (i64,) = sqlx::query_as(crate::sql::INSERT_TICKET_SQLITE)
-        .bind(&row.id)
-        .bind(row.source)
-        .bind(&row.external_ref)
-        .bind(&row.node)
-        .bind(&new.node_path)
-        .bind(row.level)
-        .bind(row.status)
-        .bind(&row.lead_unit)
-        .bind(row.resolve_due_at)
-        .bind(row.created_at)
-        .bind(row.updated_at)
-        .bind(row.version)
-        .bind(row.policy_version)
-        .bind(&row.json)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| already(e, &row.id))?;
-    insert_events(conn, &row.id, seq, &new.node_path, &new.event_rows).await?;
-    insert_units(conn, &row.id, &row.units).await?;
-    upsert_timers(conn, &row.id, &row.timers.iter().collect::<Vec<_>>()).await?;
-    let (at, due) = (row.updated_at, row.resolve_due_at);
-    crate::report::sqlite::record(conn, &row.id, &new.node_path, seq, &new.events, at, due).await?;
-    Ok(Created::New(codec::stored(&new.id, seq, &new.events)))
-}
-
-fn already(e: sqlx::Error, id: &str) -> StoreError {
-    if crate::error::is_unique_violation(&e) {
-        StoreError::AlreadyExists(format!("ticket {id}"))
-    } else {
-        e.into()
-    }
-}
-
-struct CommitRows {
-    id: TicketId,
-    expected_version: i64,
-    row: TicketRow,
-    events: Vec<Event>,
-    event_rows: Vec<EventRow>,
-}
-
-async fn conflict(conn: &mut SqliteConnection, id: &TicketId, expected: i64) -> Result<StoreError> {
-    let actual: Option<(i64,)> = sqlx::query_as("SELECT version FROM tickets WHERE id = $1")
-        .bind(id.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(match actual {
-        Some((actual,)) => StoreError::Conflict {
-            id: id.clone(),
-            expected,
-            actual,
-        },
-        None => StoreError::NotFound(format!("ticket {id}")),
-    })
-}
-
-async fn commit(conn: &mut SqliteConnection, c: CommitRows) -> Result<Vec<StoredEvent>> {
-    let row = &c.row;
-    if c.events.is_empty() {
-        let actual = conflict(conn, &c.id, c.expected_version).await?;
-        return match actual {
-            StoreError::Conflict { actual, .. } if actual == c.expected_version => Ok(Vec::new()),
-            other => Err(other),
-        };
-    }
-    let updated: Option<(String, i64, String, String)> =
-        sqlx::query_as(crate::sql::UPDATE_TICKET_SQLITE)
-            .bind(&row.id)
-            .bind(c.expected_version)
-            .bind(row.level)
-            .bind(row.status)
-            .bind(&row.lead_unit)
-            .bind(row.resolve_due_at)
-            .bind(row.updated_at)
-            .bind(row.version)
-            .bind(&row.json)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some((node_path, seq, units, timers)) = updated else {
-        return Err(conflict(conn, &c.id, c.expected_version).await?);
-    };
-    let units: Vec<String> = serde_json::from_str(&units)
-        .map_err(|e| StoreError::Database(format!("stored units of {}: {e}", c.id)))?;
-    if units != row.units {
-        sqlx::query("DELETE FROM ticket_units WHERE ticket_id = $1")
-            .bind(&row.id)
-            .execute(&mut *conn)
-            .await?;
-        insert_units(conn, &row.id, &row.units).await?;
-    }
-    let existing: Vec<(String, String, String, i64, String)> = serde_json::from_str(&timers)
-        .map_err(|e| StoreError::Database(format!("stored timers of {}: {e}", c.id)))?;
-    let existing = existing
-        .into_iter()
-        .map(|(clock, unit, threshold, due_at, exact)| {
-            codec::timer_row(&clock, unit, &threshold, due_at, exact)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let (removed, written) = codec::timer_changes(&existing, &row.timers);
-    for t in removed {
-        sqlx::query(crate::sql::DELETE_TIMER)
-            .bind(&row.id)
-            .bind(t.clock)
-            .bind(&t.unit)
-            .bind(t.threshold)
-            .execute(&mut *conn)
-            .await?;
-    }
-    upsert_timers(conn, &row.id, &written).await?;
-    insert_events(conn, &row.id, seq, &node_path, &c.event_rows).await?;
-    let (at, due) = (row.updated_at, row.resolve_due_at);
-    crate::report::sqlite::record(conn, &row.id, &node_path, seq, &c.events, at, due).await?;
-    Ok(codec::stored(&c.id, seq, &c.events))
-}
-
-/// Each commit in turn inside the writer's transaction. A conflict (or a ticket not found) is found by
-/// the first statement, before anything is written, so it fails alone without a savepoint of its own;
-/// any other error fails the whole batch (the writer rolls the request back).
-async fn commit_each(
-    conn: &mut SqliteConnection,
-    commits: Vec<Result<CommitRows>>,
-) -> Result<Vec<Result<Vec<StoredEvent>>>> {
-    let mut answers = Vec::with_capacity(commits.len());
-    for c in commits {
-        let answer = match c {
-            Ok(c) => commit(conn, c).await,
-            Err(e) => Err(e),
-        };
-        match answer {
-            Err(StoreError::Database(e)) => return Err(StoreError::Database(e)),
-            answer => answers.push(answer),
-        }
-    }
-    Ok(answers)
-}
+use tickets::{CommitRows, NewRows};
 
 async fn claim(
     conn: &mut SqliteConnection,
@@ -681,7 +441,8 @@ impl Store for SqliteStore {
             event_rows: codec::event_rows(new.events)?,
             node_path: new.node_path.to_owned(),
         };
-        self.write(move |conn| Box::pin(create(conn, rows))).await
+        self.write(move |conn| Box::pin(tickets::create(conn, rows)))
+            .await
     }
 
     async fn commit(&self, c: Commit<'_>) -> Result<Vec<StoredEvent>> {
@@ -693,7 +454,8 @@ impl Store for SqliteStore {
             events: c.events.to_vec(),
             event_rows: codec::event_rows(c.events)?,
         };
-        self.write(move |conn| Box::pin(commit(conn, rows))).await
+        self.write(move |conn| Box::pin(tickets::commit(conn, rows)))
+            .await
     }
 
     async fn commit_all(&self, commits: &[Commit<'_>]) -> Result<Vec<Result<Vec<StoredEvent>>>> {
@@ -710,7 +472,7 @@ impl Store for SqliteStore {
                 })
             })
             .collect();
-        self.write(move |conn| Box::pin(commit_each(conn, rows)))
+        self.write(move |conn| Box::pin(tickets::commit_all(conn, rows)))
             .await
     }
 

@@ -47,6 +47,7 @@ for_each_backend!(
     a_claimed_timer_is_dropped_only_while_unchanged,
     tickets_with_timers_are_found_by_due_time,
     a_claim_never_exceeds_its_limit_on_an_analyzed_table,
+    a_batch_writes_what_single_commits_write,
 );
 
 mod configuration {

@@ -1711,3 +1711,184 @@ pub(crate) async fn a_claim_never_exceeds_its_limit_on_an_analyzed_table(db: &Te
     }
     assert_eq!(seen.len(), 300 * 4);
 }
+
+/// The commands of ticket `i` in round `round` (0, 1, 2) of [`a_batch_writes_what_single_commits_write`]:
+/// dispatches, sign-fors, whistles and escalations change units, timers, deadlines and reporting rows.
+fn script(i: usize, round: usize, yard: &str) -> Command {
+    let workers = unit(&format!("{yard}/workers"));
+    match (round, i % 4) {
+        (0, _) => Command::Dispatch {
+            unit: workers,
+            reason: String::new(),
+        },
+        (1, 0 | 1) => Command::Acknowledge { unit: workers },
+        (1, 2) => Command::Escalate {
+            reason: "hard".into(),
+            owner_unit: Some(unit("lx/s1/c1/office")),
+            case_owner: None,
+        },
+        (1, _) => Command::Return {
+            unit: workers,
+            reason: "not ours".into(),
+        },
+        (_, 1) => Command::Whistle {
+            units: vec![unit("dept/greening")],
+            reason: "trees".into(),
+        },
+        (_, 3) => Command::Dispatch {
+            unit: unit("lx/s1/c1/office"),
+            reason: "theirs".into(),
+        },
+        _ => urge("chase"),
+    }
+}
+
+pub(crate) async fn a_batch_writes_what_single_commits_write(db: &TestDb) {
+    const N: usize = 60;
+    let world = World::new();
+    let store = db.open().await;
+    let mut batched = Vec::new();
+    let mut single = Vec::new();
+    for i in 0..N {
+        batched.push(
+            file(
+                &*store,
+                &world,
+                &format!("a-{i}"),
+                Y1,
+                Level::Routine,
+                None,
+                t0(),
+            )
+            .await,
+        );
+        single.push(
+            file(
+                &*store,
+                &world,
+                &format!("b-{i}"),
+                Y2,
+                Level::Routine,
+                None,
+                t0(),
+            )
+            .await,
+        );
+    }
+
+    // Round 0 as one batch; rounds 1 and 2 as one batch, each ticket's two commits side by side.
+    for rounds in [&[0][..], &[1, 2]] {
+        let mut decided = Vec::new();
+        for (i, ticket) in batched.iter().enumerate() {
+            let mut before = ticket.clone();
+            for &round in rounds {
+                let at = t0() + hours(round as i64 + 1);
+                let (next, events) = world.act(&before, script(i, round, Y1), at);
+                decided.push((before.version, next.clone(), events));
+                before = next;
+            }
+        }
+        let commits: Vec<Commit<'_>> = decided
+            .iter()
+            .map(|(expected_version, ticket, events)| Commit {
+                ticket,
+                expected_version: *expected_version,
+                events,
+            })
+            .collect();
+        let answers = store.commit_all(&commits).await.unwrap();
+        let mut last = 0;
+        for answer in answers {
+            for stored in answer.unwrap() {
+                assert!(stored.seq > last, "events in the commits' order");
+                last = stored.seq;
+            }
+        }
+        for (ticket, own) in batched.iter_mut().zip(decided.chunks(rounds.len())) {
+            *ticket = own.last().map(|(_, t, _)| t.clone()).unwrap();
+        }
+        for (i, ticket) in single.iter_mut().enumerate() {
+            for &round in rounds {
+                let at = t0() + hours(round as i64 + 1);
+                *ticket = run(&*store, &world, ticket, script(i, round, Y2), at).await;
+            }
+        }
+    }
+
+    for (a, b) in batched.iter().zip(&single) {
+        let stored_a = store.get_ticket(&a.id).await.unwrap().unwrap();
+        let stored_b = store.get_ticket(&b.id).await.unwrap().unwrap();
+        assert_eq!(&stored_a, a);
+        assert_eq!(&stored_b, b);
+        assert_eq!(
+            (a.version, a.status, a.level, a.resolve_due_at()),
+            (b.version, b.status, b.level, b.resolve_due_at())
+        );
+        let kinds = |history: Vec<StoredEvent>| -> Vec<&'static str> {
+            history.iter().map(|e| e.event.change.kind()).collect()
+        };
+        assert_eq!(
+            kinds(store.history(&a.id).await.unwrap()),
+            kinds(store.history(&b.id).await.unwrap())
+        );
+    }
+
+    // The unit rows: the same tickets are found by lead unit and by co-handler either way.
+    let listed = |subtree: &str, unit_code: &str| {
+        let query = TicketQuery {
+            subtree: Some(world.path(subtree)),
+            unit: Some(unit(unit_code)),
+            limit: 1000,
+            ..TicketQuery::default()
+        };
+        let store = &store;
+        async move { store.list_tickets(&query).await.unwrap().tickets.len() }
+    };
+    assert_eq!(listed(Y1, "dept/greening").await, N / 4);
+    assert_eq!(listed(Y2, "dept/greening").await, N / 4);
+    assert_eq!(
+        listed(Y1, "lx/s1/c1/y1/workers").await,
+        listed(Y2, "lx/s1/c1/y2/workers").await
+    );
+    assert_eq!(listed(Y1, "lx/s1/c1/office").await, N / 2);
+    assert_eq!(listed(Y2, "lx/s1/c1/office").await, N / 2);
+
+    // The timers: the same number armed at the same instants.
+    let far = t0() + Duration::days(400);
+    let claimed = store
+        .claim_due_timers(far, 10_000, "check", far + hours(1))
+        .await
+        .unwrap();
+    let armed = |prefix: &str| -> Vec<(String, DateTime<Utc>)> {
+        let mut armed: Vec<_> = claimed
+            .iter()
+            .filter(|d| d.ticket_id.as_str().starts_with(prefix))
+            .map(|d| (d.timer.clock.to_string(), d.timer.due_at))
+            .collect();
+        armed.sort();
+        armed
+    };
+    assert!(!armed("a-").is_empty());
+    assert_eq!(armed("a-"), armed("b-"));
+
+    // The reporting rows: every count the same for the two yards.
+    let counts = |yard: &str| {
+        let query = doorstep_store::ReportQuery {
+            subtree: world.path(yard),
+            group: doorstep_store::ReportGroup::Whole,
+            from: t0() - Duration::days(1),
+            to: t0() + Duration::days(30),
+            overdue_at: t0() + Duration::days(30),
+            year_before_from: t0() - Duration::days(366),
+            year_before_to: t0() - Duration::days(300),
+        };
+        let store = &store;
+        async move { store.report_counts(&query).await.unwrap() }
+    };
+    let (in_y1, in_y2) = (counts(Y1).await, counts(Y2).await);
+    assert_eq!(in_y1, in_y2);
+    assert_eq!(in_y1[0].received, N as i64);
+    assert_eq!(in_y1[0].dispatched, N as i64);
+    assert_eq!(in_y1[0].escalations, (N / 4) as i64);
+    assert!(in_y1[0].overdue > 0, "{in_y1:?}");
+}
