@@ -21,7 +21,7 @@ use crate::error::ApiError;
 mod firing;
 mod retiming;
 
-pub use firing::Fired;
+pub use firing::{DecidedBatch, Fired};
 pub use retiming::Retimed;
 
 /// What the engine holds in memory, replaced whole when an admin call changes it.

@@ -13,10 +13,12 @@
 //! is how it sees timers armed by other processes: a short bounded poll rather than LISTEN/NOTIFY, so the
 //! same code runs on PostgreSQL-compatible distributed engines that lack notifications.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use doorstep_domain::TicketId;
 use doorstep_engine::engine::Fired;
 use doorstep_engine::{ApiError, Engine};
 use doorstep_store::DueTimer;
@@ -83,33 +85,66 @@ impl Scheduler {
     /// Fires everything due at the engine's clock, in due order, batch after batch until nothing due
     /// is left unclaimed (including timers that firing itself armed already overdue, such as the
     /// supervisor's sign-for clock after an overdue sign-for during downtime).
+    ///
+    /// Batches overlap: the next batch is claimed before the current one commits (the claim reaches
+    /// the store first), and decided while it commits, unless it shares a ticket with it, whose commit
+    /// it must see. Commits stay one after the other, in claim order.
     pub async fn tick(&self) -> Result<Round, ApiError> {
         let mut total = Round::default();
-        loop {
-            let now = self.engine.now();
-            let lease_until = now
-                + chrono::Duration::from_std(self.config.lease)
-                    .unwrap_or(chrono::Duration::seconds(30));
-            let due = self
-                .engine
-                .store()
-                .claim_due_timers(now, self.config.batch, &self.config.owner, lease_until)
-                .await?;
-            if due.is_empty() {
-                return Ok(total);
+        let mut due = self.claim().await?;
+        let mut decided = self.engine.decide_batch(&due).await;
+        while !due.is_empty() {
+            let firing: HashSet<&TicketId> = due.iter().map(|d| &d.ticket_id).collect();
+            let next = async {
+                let next = self.claim().await?;
+                let disjoint = next.iter().all(|d| !firing.contains(&d.ticket_id));
+                let decided = match disjoint {
+                    true => Some(self.engine.decide_batch(&next).await),
+                    false => None,
+                };
+                Ok::<_, ApiError>((next, decided))
+            };
+            let (next, answers) = tokio::join!(
+                biased;
+                next,
+                self.engine.commit_batch(&due, decided)
+            );
+            total.add(self.settle(&due, answers).await);
+            let (mut next, mut next_decided) = next?;
+            if next.is_empty() {
+                // Claimed before this commit: look again for timers the commit armed already due.
+                next = self.claim().await?;
+                next_decided = None;
             }
-            total.add(self.fire_all(due).await);
+            decided = match next_decided {
+                Some(decided) => decided,
+                None => self.engine.decide_batch(&next).await,
+            };
+            due = next;
         }
+        Ok(total)
     }
 
-    /// Fires a claimed batch as one store transaction (see [`Engine::fire_batch`]). A timer the
-    /// domain finds nothing to do for is removed, unless something re-armed it since the claim.
-    async fn fire_all(&self, due: Vec<DueTimer>) -> Round {
+    /// Claims the next batch due at the engine's clock.
+    async fn claim(&self) -> Result<Vec<DueTimer>, ApiError> {
+        let now = self.engine.now();
+        let lease_until = now
+            + chrono::Duration::from_std(self.config.lease)
+                .unwrap_or(chrono::Duration::seconds(30));
+        Ok(self
+            .engine
+            .store()
+            .claim_due_timers(now, self.config.batch, &self.config.owner, lease_until)
+            .await?)
+    }
+
+    /// Accounts for a fired batch (see [`Engine::fire_batch`]). A timer the domain found nothing to do
+    /// for is removed, unless something re-armed it since the claim.
+    async fn settle(&self, due: &[DueTimer], answers: Vec<Result<Fired, ApiError>>) -> Round {
         let mut round = Round {
             claimed: due.len(),
             ..Round::default()
         };
-        let answers = self.engine.fire_batch(&due).await;
         for (timer, answer) in due.iter().zip(answers) {
             match answer {
                 Ok(Fired::Recorded(events)) => {

@@ -311,6 +311,14 @@ const UPSERT_FACTS: (&str, &str) = (
     due_now = excluded.due_now, open_since = excluded.open_since",
 );
 
+/// The columns no index covers, 5 a row (see [`FactsChange::Unindexed`]).
+const UPDATE_FACTS_UNINDEXED: (&str, &str) = (
+    "WITH v (ticket_id, ack_pending_due, resolve_breached, due_now, open_since) AS (VALUES",
+    ") UPDATE report_facts SET ack_pending_due = v.ack_pending_due, \
+    resolve_breached = v.resolve_breached, due_now = v.due_now, open_since = v.open_since \
+    FROM v WHERE report_facts.ticket_id = v.ticket_id",
+);
+
 /// 9 columns a row.
 const INSERT_MARKS: (&str, &str) = (
     "INSERT INTO report_marks (seq, ticket_id, node_path, level, category, kind, at, satisfied, \
@@ -348,8 +356,45 @@ pub(crate) struct Appended<'a> {
 /// One ticket's report rows to write.
 struct TicketRows {
     facts: Facts,
+    /// How its facts row changed.
+    change: FactsChange,
     marks: Vec<Mark>,
     ops: Vec<OverdueOp>,
+}
+
+/// How a ticket's facts row changed, which decides the statement that writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FactsChange {
+    None,
+    /// Only columns no index covers (the running deadline and the pending sign-for): an `UPDATE`
+    /// of those alone leaves the row's four index entries as they are.
+    Unindexed,
+    /// A new row, or an indexed column changed: the whole row is upserted.
+    Whole,
+}
+
+impl Facts {
+    /// How `self` differs from the row as stored (`None`: no row yet).
+    fn change_from(&self, stored: Option<&Facts>) -> FactsChange {
+        let Some(stored) = stored else {
+            return FactsChange::Whole;
+        };
+        // `self` with the stored values of the columns no index covers.
+        let indexed_alike = Facts {
+            ack_pending_due: stored.ack_pending_due,
+            resolve_breached: stored.resolve_breached,
+            due_now: stored.due_now,
+            open_since: stored.open_since,
+            ..self.clone()
+        };
+        if self == stored {
+            FactsChange::None
+        } else if indexed_alike == *stored {
+            FactsChange::Unindexed
+        } else {
+            FactsChange::Whole
+        }
+    }
 }
 
 /// What a ticket's overdue operations, applied in order, do to its rows: what becomes of the stored
@@ -589,10 +634,29 @@ macro_rules! backend {
             /// Writes the rows of many tickets (each at most once) with one statement per table and
             /// kind of change.
             async fn write(conn: &mut $conn, rows: &[TicketRows]) -> Result<()> {
-                for chunk in rows.chunks(rows_per_statement(15)) {
+                let facts_changed = |change| {
+                    rows.iter()
+                        .filter(move |r| r.change == change)
+                        .map(|r| &r.facts)
+                        .collect::<Vec<_>>()
+                };
+                for chunk in facts_changed(FactsChange::Unindexed).chunks(rows_per_statement(5)) {
+                    let sql = multi_row(UPDATE_FACTS_UNINDEXED, chunk.len(), 5);
+                    let mut q = sqlx::query(AssertSqlSafe(sql));
+                    for facts in chunk {
+                        q = q
+                            .bind(&facts.ticket_id)
+                            .bind(facts.ack_pending_due)
+                            .bind(bool_int(facts.resolve_breached))
+                            .bind(facts.due_now)
+                            .bind(facts.open_since);
+                    }
+                    q.execute(&mut *conn).await?;
+                }
+                for chunk in facts_changed(FactsChange::Whole).chunks(rows_per_statement(15)) {
                     let sql = multi_row(UPSERT_FACTS, chunk.len(), 15);
                     let mut q = sqlx::query(AssertSqlSafe(sql));
-                    for TicketRows { facts, .. } in chunk {
+                    for facts in chunk {
                         q = q
                             .bind(&facts.ticket_id)
                             .bind(&facts.node_path)
@@ -712,7 +776,17 @@ macro_rules! backend {
                     .bind(ticket_id)
                     .execute(&mut *conn)
                     .await?;
-                write(conn, &[TicketRows { facts, marks, ops }]).await
+                let change = FactsChange::Whole;
+                write(
+                    conn,
+                    &[TicketRows {
+                        facts,
+                        change,
+                        marks,
+                        ops,
+                    }],
+                )
+                .await
             }
 
             /// Brings the report rows up to date with the events just appended for each ticket
@@ -738,8 +812,9 @@ macro_rules! backend {
                 let mut rows = Vec::with_capacity(appended.len());
                 let mut unreported = Vec::new();
                 for a in appended {
-                    let mut facts = match stored.remove(a.ticket_id) {
-                        Some(row) => facts_from_row(row),
+                    let before = stored.remove(a.ticket_id).map(facts_from_row);
+                    let mut facts = match &before {
+                        Some(facts) => facts.clone(),
                         None => match a
                             .events
                             .first()
@@ -759,7 +834,13 @@ macro_rules! backend {
                     }
                     let mut ops = Vec::new();
                     facts.deadline(a.at, a.due, &mut ops);
-                    rows.push(TicketRows { facts, marks, ops });
+                    let change = facts.change_from(before.as_ref());
+                    rows.push(TicketRows {
+                        facts,
+                        change,
+                        marks,
+                        ops,
+                    });
                 }
                 write(conn, &rows).await?;
                 for a in unreported {

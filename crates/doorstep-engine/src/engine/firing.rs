@@ -22,7 +22,16 @@ pub enum Fired {
 /// How often firing or re-timing re-reads a ticket that a concurrent command changed under it.
 const FIRE_ATTEMPTS: usize = 5;
 
+/// A claimed batch decided in memory, waiting for its commit ([`Engine::decide_batch`]).
+#[derive(Debug)]
+pub struct DecidedBatch {
+    /// Per timer, in batch order: its answer when it needs no commit (stale, or failed).
+    answers: Vec<Option<Result<Fired, ApiError>>>,
+    decided: Vec<Decided>,
+}
+
 /// A decision of a batch, waiting for its commit.
+#[derive(Debug)]
 struct Decided {
     /// Its place in the batch.
     index: usize,
@@ -92,9 +101,16 @@ impl Engine {
 
     /// Fires a claimed batch in its order: reads the batch's tickets at once, decides each timer on the
     /// ticket as the timers before it in the batch left it, and commits every decision in one store
-    /// transaction (each standing alone). A decision that lost a race with a concurrent command is
-    /// fired again on its own through [`Engine::fire`]. One answer per timer, in order.
+    /// call (each standing alone). A decision that lost a race with a concurrent command is fired
+    /// again on its own through [`Engine::fire`]. One answer per timer, in order.
     pub async fn fire_batch(&self, due: &[DueTimer]) -> Vec<Result<Fired, ApiError>> {
+        let decided = self.decide_batch(due).await;
+        self.commit_batch(due, decided).await
+    }
+
+    /// The first half of [`Engine::fire_batch`]: reads the batch's tickets and decides every timer,
+    /// writing nothing. The scheduler decides the next batch this way while the current one commits.
+    pub async fn decide_batch(&self, due: &[DueTimer]) -> DecidedBatch {
         let mut ids: Vec<TicketId> = due.iter().map(|d| d.ticket_id.clone()).collect();
         ids.sort();
         ids.dedup();
@@ -102,7 +118,10 @@ impl Engine {
             Ok(found) => found.into_iter().map(|t| (t.id.clone(), t)).collect(),
             Err(e) => {
                 let e = ApiError::from(e);
-                return due.iter().map(|_| Err(e.clone())).collect();
+                return DecidedBatch {
+                    answers: due.iter().map(|_| Some(Err(e.clone()))).collect(),
+                    decided: Vec::new(),
+                };
             }
         };
         let shared = self.shared();
@@ -132,6 +151,20 @@ impl Engine {
                 Err(e) => answers[index] = Some(Err(e)),
             }
         }
+        DecidedBatch { answers, decided }
+    }
+
+    /// The second half of [`Engine::fire_batch`]: commits a decided batch, then fires one at a time
+    /// whatever lost a race. `due` is the batch `decided` was decided from.
+    pub async fn commit_batch(
+        &self,
+        due: &[DueTimer],
+        decided: DecidedBatch,
+    ) -> Vec<Result<Fired, ApiError>> {
+        let DecidedBatch {
+            mut answers,
+            decided,
+        } = decided;
         let commits: Vec<Commit<'_>> = decided
             .iter()
             .map(|d| Commit {
