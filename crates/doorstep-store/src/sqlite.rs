@@ -65,6 +65,9 @@ fn connect_options(url: &str, options: &ConnectOptions) -> Result<SqliteConnectO
         .journal_mode(SqliteJournalMode::Wal)
         .foreign_keys(true)
         .busy_timeout(options.busy_timeout)
+        // Statement journals (a multi-row statement inside the writer's savepoints keeps one, so it
+        // can fail alone) in memory, not in a temporary file created and deleted per statement.
+        .pragma("temp_store", "memory")
         .synchronous(match options.sqlite_sync {
             SqliteSync::Off => SqliteSynchronous::Off,
             SqliteSync::Normal => SqliteSynchronous::Normal,
