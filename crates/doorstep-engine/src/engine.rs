@@ -104,13 +104,15 @@ impl Engine {
             current_policy: policy.version,
             policies: BTreeMap::from([(policy.version, Arc::new(parsed))]),
         };
-        Ok(Engine {
+        let engine = Engine {
             store,
             clock,
             shared: RwLock::new(Arc::new(shared)),
             last_seq: watch::channel(last).0,
             timers_changed: Arc::new(Notify::new()),
-        })
+        };
+        engine.finish_pending_retimings().await?;
+        Ok(engine)
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -557,6 +559,7 @@ impl Engine {
             "calendar year replaced"
         );
         let retimed = self.retime(&previous, &calendar, notice.year).await?;
+        self.store.retiming_done(notice.year).await?;
         tracing::info!(
             year = notice.year,
             examined = retimed.examined,

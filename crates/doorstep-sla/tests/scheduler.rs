@@ -133,6 +133,7 @@ on_both_backends!(
     a_scheduler_that_dies_after_claiming_loses_nothing,
     racing_schedulers_escalate_each_breach_exactly_once,
     a_calendar_change_retimes_only_the_deadlines_it_touches,
+    a_calendar_change_cut_short_by_a_crash_is_retimed_on_the_next_start,
     open_tickets_are_retimed_under_a_new_policy_only_on_purpose,
 );
 
@@ -447,6 +448,67 @@ async fn a_calendar_change_retimes_only_the_deadlines_it_touches(db: TestDatabas
         t.resolve.as_ref().unwrap().started_at,
         at("2027-01-07T00:00:00+08:00")
     );
+}
+
+async fn a_calendar_change_cut_short_by_a_crash_is_retimed_on_the_next_start(db: TestDatabase) {
+    use doorstep_domain::calendar::{Notice, SpecialDay};
+    let w = World::new(db, at("2026-12-30T10:00:00+08:00")).await;
+    // 3 working days reckoned with Monday to Friday assumed for 2027: due at the start of 5 January.
+    let id = w
+        .file("SD-CRASH", "lighting.stairwell", Some(Level::Difficult))
+        .await;
+    let t = w.engine.get_ticket(&w.principal, &id).await.unwrap();
+    w.act(
+        &id,
+        Command::Acknowledge {
+            unit: t.lead_unit.clone().unwrap(),
+        },
+    )
+    .await;
+    let day = |date: &str| SpecialDay {
+        date: date.parse().unwrap(),
+        off: true,
+        name: "元旦".into(),
+        notice: 2027,
+    };
+    // The notice is stored, and the process dies before it re-times anything.
+    let store = Arc::clone(w.engine.store());
+    store
+        .put_calendar_notice(
+            &Notice {
+                year: 2027,
+                source: "国务院办公厅关于2027年部分节假日安排的通知（测试）".into(),
+            },
+            &[day("2027-01-01"), day("2027-01-04")],
+        )
+        .await
+        .unwrap();
+    let pending = store.pending_retimings().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].0, 2027);
+    assert!(!pending[0].1.covers(2027), "2027 had no notice before");
+    let stale = w.engine.get_ticket(&w.principal, &id).await.unwrap();
+    assert_eq!(
+        stale.resolve.as_ref().unwrap().due_at,
+        at("2027-01-05T00:00:00+08:00")
+    );
+
+    // The next start finishes the re-timing before anything fires, and only once.
+    let restarted = Engine::open(Arc::clone(&store), w.clock.clone())
+        .await
+        .unwrap();
+    let t = restarted.get_ticket(&w.principal, &id).await.unwrap();
+    assert_eq!(
+        t.resolve.as_ref().unwrap().due_at,
+        at("2027-01-07T00:00:00+08:00")
+    );
+    assert_eq!(w.kinds(&id).await.last(), Some(&"RETIMED"));
+    assert!(store.pending_retimings().await.unwrap().is_empty());
+    Engine::open(Arc::clone(&store), w.clock.clone())
+        .await
+        .unwrap();
+    let retimed = w.kinds(&id).await;
+    assert_eq!(retimed.iter().filter(|k| **k == "RETIMED").count(), 1);
 }
 
 async fn open_tickets_are_retimed_under_a_new_policy_only_on_purpose(db: TestDatabase) {

@@ -418,6 +418,29 @@ pub(crate) fn calendar_from_rows(
     Ok(calendar)
 }
 
+/// The calendar TOML of what one year's notice declared (rows as [`calendar_from_rows`] takes them).
+pub(crate) fn previous_notice(
+    notices: Vec<(i32, String)>,
+    days: Vec<(String, bool, String, i32)>,
+) -> Result<String> {
+    Ok(calendar_from_rows(notices, days)?.to_toml_string())
+}
+
+/// Pending re-timings as stored: `(year, previous)`.
+pub(crate) fn pending_retimings(
+    rows: Vec<(i32, String)>,
+) -> Result<Vec<(i32, doorstep_domain::calendar::Calendar)>> {
+    rows.into_iter()
+        .map(|(year, previous)| {
+            let calendar =
+                doorstep_domain::calendar::Calendar::from_toml_str(&previous).map_err(|e| {
+                    StoreError::Database(format!("pending re-timing of calendar {year}: {e}"))
+                })?;
+            Ok((year, calendar))
+        })
+        .collect()
+}
+
 pub(crate) fn day_text(date: chrono::NaiveDate) -> String {
     date.format("%Y-%m-%d").to_string()
 }

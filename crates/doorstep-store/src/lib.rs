@@ -226,8 +226,15 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn import_district(&self, district: &District) -> Result<ImportCounts>;
     async fn load_district(&self) -> Result<District>;
 
-    /// Replaces what one notice year declared.
+    /// Replaces what one notice year declared, and in the same transaction records that the open
+    /// deadlines are still to be re-timed for the change, with what the year declared before (see
+    /// [`Store::pending_retimings`]).
     async fn put_calendar_notice(&self, notice: &Notice, days: &[SpecialDay]) -> Result<()>;
+    /// Calendar changes whose re-timing has not been marked done, by year: each with a calendar
+    /// holding what that year's notice declared before the change (no notice: the year had none).
+    async fn pending_retimings(&self) -> Result<Vec<(i32, Calendar)>>;
+    /// The re-timing for `year` has finished.
+    async fn retiming_done(&self, year: i32) -> Result<()>;
     /// Every stored notice and its days (empty for a new database).
     async fn load_calendar(&self) -> Result<Calendar>;
 

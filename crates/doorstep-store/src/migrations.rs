@@ -34,6 +34,11 @@ const SQLITE: &[Embedded] = &[
         "security: api tokens, audit log",
         include_str!("../../../migrations/sqlite/0004_security.sql"),
     ),
+    (
+        5,
+        "calendar changes pending re-timing",
+        include_str!("../../../migrations/sqlite/0005_calendar_retimings.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -56,6 +61,11 @@ const POSTGRES: &[Embedded] = &[
         4,
         "security: api tokens, audit log",
         include_str!("../../../migrations/postgres/0004_security.sql"),
+    ),
+    (
+        5,
+        "calendar changes pending re-timing",
+        include_str!("../../../migrations/postgres/0005_calendar_retimings.sql"),
     ),
 ];
 

@@ -744,6 +744,20 @@ impl Store for PgStore {
     async fn put_calendar_notice(&self, notice: &Notice, days: &[SpecialDay]) -> Result<()> {
         codec::check_notice(notice, days)?;
         let mut tx = self.pool.begin().await?;
+        // Two changes of one year at once: the second waits, and records nothing over the first.
+        let notices: Vec<(i32, String)> = sqlx::query_as(crate::sql::NOTICE_OF_YEAR)
+            .bind(notice.year)
+            .fetch_all(&mut *tx)
+            .await?;
+        let before: Vec<(String, bool, String, i32)> = sqlx::query_as(crate::sql::DAYS_OF_NOTICE)
+            .bind(notice.year)
+            .fetch_all(&mut *tx)
+            .await?;
+        sqlx::query(crate::sql::RECORD_RETIMING)
+            .bind(notice.year)
+            .bind(codec::previous_notice(notices, before)?)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(crate::sql::UPSERT_NOTICE)
             .bind(notice.year)
             .bind(&notice.source)
@@ -766,6 +780,21 @@ impl Store for PgStore {
             }
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    async fn pending_retimings(&self) -> Result<Vec<(i32, Calendar)>> {
+        let rows: Vec<(i32, String)> = sqlx::query_as(crate::sql::PENDING_RETIMINGS)
+            .fetch_all(&self.pool)
+            .await?;
+        codec::pending_retimings(rows)
+    }
+
+    async fn retiming_done(&self, year: i32) -> Result<()> {
+        sqlx::query(crate::sql::RETIMING_DONE)
+            .bind(year)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

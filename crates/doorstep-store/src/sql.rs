@@ -137,6 +137,19 @@ pub(crate) const UPSERT_DAY: &str = "INSERT INTO calendar_days (day, off, name, 
     VALUES ($1, $2, $3, $4) ON CONFLICT (day) DO UPDATE SET off = excluded.off, \
     name = excluded.name WHERE calendar_days.notice = excluded.notice";
 
+/// What one year's notice declares, for the record of a pending re-timing.
+pub(crate) const NOTICE_OF_YEAR: &str = "SELECT year, source FROM calendar_notices WHERE year = $1";
+pub(crate) const DAYS_OF_NOTICE: &str =
+    "SELECT day, off, name, notice FROM calendar_days WHERE notice = $1 ORDER BY day";
+
+/// A re-timing already pending for the year keeps its `previous`: the deadlines were reckoned under
+/// that one.
+pub(crate) const RECORD_RETIMING: &str = "INSERT INTO calendar_retimings (year, previous) \
+    VALUES ($1, $2) ON CONFLICT (year) DO NOTHING";
+pub(crate) const PENDING_RETIMINGS: &str =
+    "SELECT year, previous FROM calendar_retimings ORDER BY year";
+pub(crate) const RETIMING_DONE: &str = "DELETE FROM calendar_retimings WHERE year = $1";
+
 pub(crate) const LOAD_NOTICES: &str = "SELECT year, source FROM calendar_notices ORDER BY year";
 pub(crate) const LOAD_DAYS: &str = "SELECT day, off, name, notice FROM calendar_days ORDER BY day";
 

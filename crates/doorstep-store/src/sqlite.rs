@@ -392,6 +392,19 @@ async fn put_notice(
     notice: Notice,
     days: Vec<SpecialDay>,
 ) -> Result<()> {
+    let notices: Vec<(i32, String)> = sqlx::query_as(crate::sql::NOTICE_OF_YEAR)
+        .bind(notice.year)
+        .fetch_all(&mut *conn)
+        .await?;
+    let before: Vec<(String, bool, String, i32)> = sqlx::query_as(crate::sql::DAYS_OF_NOTICE)
+        .bind(notice.year)
+        .fetch_all(&mut *conn)
+        .await?;
+    sqlx::query(crate::sql::RECORD_RETIMING)
+        .bind(notice.year)
+        .bind(codec::previous_notice(notices, before)?)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(crate::sql::UPSERT_NOTICE)
         .bind(notice.year)
         .bind(&notice.source)
@@ -687,6 +700,26 @@ impl Store for SqliteStore {
         let days = days.to_vec();
         self.write(move |conn| Box::pin(put_notice(conn, notice, days)))
             .await
+    }
+
+    async fn pending_retimings(&self) -> Result<Vec<(i32, Calendar)>> {
+        let rows: Vec<(i32, String)> = sqlx::query_as(crate::sql::PENDING_RETIMINGS)
+            .fetch_all(&self.reads)
+            .await?;
+        codec::pending_retimings(rows)
+    }
+
+    async fn retiming_done(&self, year: i32) -> Result<()> {
+        self.write(move |conn| {
+            Box::pin(async move {
+                sqlx::query(crate::sql::RETIMING_DONE)
+                    .bind(year)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn load_calendar(&self) -> Result<Calendar> {

@@ -47,7 +47,44 @@ fn first_changed_day(previous: &Calendar, next: &Calendar, year: i32) -> Option<
     dates.into_iter().find(|d| previous.day(*d) != next.day(*d))
 }
 
+/// `calendar` with what `before` declares for `year` in place of its own notice for that year.
+fn with_year_as(
+    calendar: &Calendar,
+    year: i32,
+    before: &Calendar,
+) -> Result<Calendar, doorstep_domain::calendar::CalendarError> {
+    let mut previous = Calendar::default();
+    for notice in calendar.notices().filter(|n| n.year != year) {
+        previous.put_notice(notice.clone(), calendar.days_of_notice(notice.year))?;
+    }
+    if let Some(notice) = before.notice(year) {
+        previous.put_notice(notice.clone(), before.days_of_notice(year))?;
+    }
+    Ok(previous)
+}
+
 impl Engine {
+    /// Re-times for every calendar change stored but not re-timed to the end: the process stopped in
+    /// between (the store records the change and what the year declared before in one transaction),
+    /// or [`Engine::open`] seeded a built-in year. Runs when the engine opens, before any timer fires.
+    pub(super) async fn finish_pending_retimings(&self) -> Result<(), ApiError> {
+        for (year, before) in self.store.pending_retimings().await? {
+            let current = self.calendar();
+            let previous = with_year_as(&current, year, &before).map_err(|e| {
+                ApiError::Internal(format!("calendar {year} before its change: {e}"))
+            })?;
+            let retimed = self.retime(&previous, &current, year).await?;
+            self.store.retiming_done(year).await?;
+            tracing::info!(
+                year,
+                examined = retimed.examined,
+                retimed = retimed.retimed,
+                "open deadlines re-timed for a calendar change left pending"
+            );
+        }
+        Ok(())
+    }
+
     /// Moves the running deadlines that the change from `previous` to `next` (the notice for `year`)
     /// affects. A deadline before the first changed day cannot be affected (the working days counted
     /// to reach it all lie before it), so the timer index on due time finds every candidate.
