@@ -169,11 +169,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Appends events, updates the projection and replaces the timers, if the ticket is still at
     /// `expected_version`; otherwise [`StoreError::Conflict`] and nothing changes.
     async fn commit(&self, commit: Commit<'_>) -> Result<Vec<StoredEvent>>;
-    /// Several commits in one transaction, applied in order. A commit that conflicts (or whose ticket
-    /// is gone) writes nothing and the rest still commit; a database error fails the whole call and
-    /// nothing is written. One answer per commit, in order. The SLA scheduler fires a claimed batch
-    /// this way: on SQLite one transaction and one disk sync for the lot; on PostgreSQL one
-    /// transaction per commit (see the PostgreSQL backend for why).
+    /// Several commits, applied in order, written with a statement per table for the lot (the
+    /// commits are cut into runs naming each ticket once; a ticket's second commit sees its first).
+    /// A commit that conflicts (or whose ticket is gone) writes nothing and the rest still commit.
+    /// One answer per commit, in order. The SLA scheduler fires a claimed batch this way.
+    /// - SQLite: one transaction and one disk sync for the lot; a database error fails the whole
+    ///   call and nothing is written.
+    /// - PostgreSQL: one transaction per run, which locks its tickets in id order before the event
+    ///   counter (see the backend's `batch` module); a database error fails the commits of its run.
     async fn commit_all(&self, commits: &[Commit<'_>]) -> Result<Vec<Result<Vec<StoredEvent>>>>;
     async fn get_ticket(&self, id: &TicketId) -> Result<Option<Ticket>>;
     /// The tickets among `ids` that exist, in no particular order.

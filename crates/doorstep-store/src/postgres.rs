@@ -152,6 +152,8 @@ impl PgStore {
     }
 }
 
+mod batch;
+
 /// Takes `n` seqs from the counter row; holds its lock until the transaction ends. The first of them.
 async fn take_seqs(tx: &mut PgConnection, n: usize) -> Result<i64> {
     let n = n as i64;
@@ -491,11 +493,8 @@ impl Store for PgStore {
     /// further tickets, and a command (or another scheduler) holding one of those tickets waits for
     /// the counter. Batching here needs every writer to lock in one order first (see BENCHMARKS.md).
     async fn commit_all(&self, commits: &[Commit<'_>]) -> Result<Vec<Result<Vec<StoredEvent>>>> {
-        let mut answers = Vec::with_capacity(commits.len());
-        for c in commits {
-            answers.push(self.commit(*c).await);
-        }
-        Ok(answers)
+        let prepared = commits.iter().map(|c| batch::Prepared::new(*c)).collect();
+        Ok(self.commit_runs(prepared).await)
     }
 
     async fn get_tickets(&self, ids: &[TicketId]) -> Result<Vec<Ticket>> {

@@ -183,7 +183,12 @@ impl Engine {
                         }
                         // Raced by a command: left for the one-at-a-time path below.
                         Err(StoreError::Conflict { .. }) => None,
-                        Err(e) => Some(Err(e.into())),
+                        // Its part of the batch failed (on PostgreSQL a run of the batch is one
+                        // transaction): also left for the one-at-a-time path, which re-reads.
+                        Err(e) => {
+                            tracing::warn!(error = %e, "a batched commit failed; firing its timer on its own");
+                            None
+                        }
                     };
                 }
             }

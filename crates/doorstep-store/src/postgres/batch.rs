@@ -1,0 +1,383 @@
+//! Committing a batch on PostgreSQL ([`Store::commit_all`](crate::Store::commit_all)): one
+//! transaction per run of distinct tickets, a statement per table for the lot (arrays through
+//! `UNNEST`), and the one lock order every writer keeps: first the tickets (a run locks all of its
+//! tickets up front, in id order), then the event counter. A command locks its one ticket before the
+//! counter, and racing schedulers lock overlapping tickets in the same order, so no two writers can
+//! wait on each other in a cycle. (A batch that took the counter at its first ticket and went on to
+//! lock more deadlocked against commands; see BENCHMARKS.md.)
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::postgres::PgConnection;
+
+use super::{AppendGuard, PgStore, take_seqs};
+use crate::codec::{self, EventRow, TicketRow, TimerRow};
+use crate::report::Appended;
+use crate::{Commit, Result, StoreError, StoredEvent};
+
+/// A commit with its rows built.
+pub(super) struct Prepared<'a> {
+    commit: Commit<'a>,
+    row: TicketRow,
+    events: Vec<EventRow>,
+}
+
+impl<'a> Prepared<'a> {
+    pub(super) fn new(commit: Commit<'a>) -> Result<Prepared<'a>> {
+        codec::check_commit(&commit)?;
+        Ok(Prepared {
+            commit,
+            row: TicketRow::new(commit.ticket)?,
+            events: codec::event_rows(commit.events)?,
+        })
+    }
+}
+
+type Answer = Result<Vec<StoredEvent>>;
+
+impl PgStore {
+    /// Each commit standing alone, one answer per commit in order. The commits are cut, in order,
+    /// into runs that name each ticket at most once; a ticket's second commit sees its first.
+    pub(super) async fn commit_runs(&self, commits: Vec<Result<Prepared<'_>>>) -> Vec<Answer> {
+        let mut answers = Vec::with_capacity(commits.len());
+        let mut run = Vec::new();
+        let mut in_run = HashSet::new();
+        for c in commits {
+            if let Ok(p) = &c
+                && !in_run.insert(p.row.id.clone())
+            {
+                answers.extend(self.commit_run(std::mem::take(&mut run)).await);
+                in_run.clear();
+                in_run.insert(p.row.id.clone());
+            }
+            run.push(c);
+        }
+        answers.extend(self.commit_run(run).await);
+        answers
+    }
+
+    /// One run in one transaction. A conflict or a missing ticket fails its commit alone; a database
+    /// error fails the run (nothing of it is written).
+    async fn commit_run(&self, run: Vec<Result<Prepared<'_>>>) -> Vec<Answer> {
+        let mut answers: Vec<Option<Answer>> = Vec::with_capacity(run.len());
+        let mut ok = Vec::new();
+        for (index, c) in run.into_iter().enumerate() {
+            match c {
+                Ok(p) => {
+                    answers.push(None);
+                    ok.push((index, p));
+                }
+                Err(e) => answers.push(Some(Err(e))),
+            }
+        }
+        if !ok.is_empty() {
+            match self.commit_run_tx(&ok).await {
+                Ok(results) => {
+                    for (index, answer) in results {
+                        answers[index] = Some(answer);
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    for (index, _) in &ok {
+                        answers[*index] = Some(Err(StoreError::Database(message.clone())));
+                    }
+                }
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or_else(|| Err(StoreError::Database("a commit was not answered".into())))
+            })
+            .collect()
+    }
+
+    async fn commit_run_tx(&self, ok: &[(usize, Prepared<'_>)]) -> Result<Vec<(usize, Answer)>> {
+        let mut tx = self.pool.begin().await?;
+        let mut appending = None;
+        let outcome = self.commit_run_in(&mut tx, &mut appending, ok).await;
+        let finished = match &outcome {
+            Ok((_, true)) => tx.commit().await,
+            _ => tx.rollback().await,
+        };
+        drop(appending);
+        let (answers, _) = outcome?;
+        finished?;
+        Ok(answers)
+    }
+
+    /// The answers, and whether anything was written.
+    async fn commit_run_in<'s>(
+        &'s self,
+        tx: &mut PgConnection,
+        appending: &mut AppendGuard<'s>,
+        ok: &[(usize, Prepared<'_>)],
+    ) -> Result<(Vec<(usize, Answer)>, bool)> {
+        let ids: Vec<&str> = ok.iter().map(|(_, p)| p.row.id.as_str()).collect();
+        let locked: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT id, version, node_path FROM tickets WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let locked: HashMap<String, (i64, String)> = locked
+            .into_iter()
+            .map(|(id, version, path)| (id, (version, path)))
+            .collect();
+
+        let mut answers = Vec::with_capacity(ok.len());
+        let mut writing: Vec<(usize, &Prepared<'_>, &str)> = Vec::new();
+        for (index, p) in ok {
+            let expected = p.commit.expected_version;
+            match locked.get(&p.row.id) {
+                None => answers.push((
+                    *index,
+                    Err(StoreError::NotFound(format!("ticket {}", p.row.id))),
+                )),
+                Some((actual, _)) if *actual != expected => answers.push((
+                    *index,
+                    Err(StoreError::Conflict {
+                        id: p.commit.ticket.id.clone(),
+                        expected,
+                        actual: *actual,
+                    }),
+                )),
+                Some(_) if p.events.is_empty() => answers.push((*index, Ok(Vec::new()))),
+                Some((_, path)) => writing.push((*index, p, path)),
+            }
+        }
+        if writing.is_empty() {
+            return Ok((answers, false));
+        }
+        let ids: Vec<&str> = writing.iter().map(|(_, p, _)| p.row.id.as_str()).collect();
+
+        // The projections.
+        sqlx::query(
+            "UPDATE tickets t SET level = v.level, status = v.status, lead_unit = v.lead_unit, \
+             resolve_due_at = v.resolve_due_at, updated_at = v.updated_at, version = v.version, \
+             ticket = v.ticket::jsonb \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], \
+                 $6::bigint[], $7::bigint[], $8::text[]) \
+             AS v(id, level, status, lead_unit, resolve_due_at, updated_at, version, ticket) \
+             WHERE t.id = v.id",
+        )
+        .bind(&ids)
+        .bind(
+            writing
+                .iter()
+                .map(|(_, p, _)| p.row.level)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            writing
+                .iter()
+                .map(|(_, p, _)| p.row.status)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            writing
+                .iter()
+                .map(|(_, p, _)| p.row.lead_unit.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            writing
+                .iter()
+                .map(|(_, p, _)| p.row.resolve_due_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            writing
+                .iter()
+                .map(|(_, p, _)| p.row.updated_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            writing
+                .iter()
+                .map(|(_, p, _)| p.row.version)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            writing
+                .iter()
+                .map(|(_, p, _)| p.row.json.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *tx)
+        .await?;
+
+        // The unit rows, replaced where they changed.
+        let stored: Vec<(String, String)> = sqlx::query_as(
+            "SELECT ticket_id, unit FROM ticket_units WHERE ticket_id = ANY($1) \
+             ORDER BY ticket_id, unit",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut units: HashMap<String, Vec<String>> = HashMap::new();
+        for (id, unit) in stored {
+            units.entry(id).or_default().push(unit);
+        }
+        let mut replaced: Vec<&str> = Vec::new();
+        let (mut unit_ids, mut unit_codes): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+        for (_, p, _) in &writing {
+            let before = units.get(&p.row.id).map_or(&[][..], Vec::as_slice);
+            if before != p.row.units.as_slice() {
+                replaced.push(&p.row.id);
+                for unit in &p.row.units {
+                    unit_ids.push(&p.row.id);
+                    unit_codes.push(unit);
+                }
+            }
+        }
+        if !replaced.is_empty() {
+            sqlx::query("DELETE FROM ticket_units WHERE ticket_id = ANY($1)")
+                .bind(&replaced)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO ticket_units (ticket_id, unit) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[])",
+            )
+            .bind(&unit_ids)
+            .bind(&unit_codes)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        // The timers: removed, and armed or re-armed.
+        let stored: Vec<(String, String, String, String, i64, String)> = sqlx::query_as(
+            "SELECT ticket_id, clock, unit, threshold, due_at, due_exact FROM timers \
+             WHERE ticket_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut timers: HashMap<String, Vec<TimerRow>> = HashMap::new();
+        for (id, clock, unit, threshold, due_at, exact) in stored {
+            let row = codec::timer_row(&clock, unit, &threshold, due_at, exact)?;
+            timers.entry(id).or_default().push(row);
+        }
+        let mut removed: Vec<(&str, &TimerRow)> = Vec::new();
+        let mut written: Vec<(&str, &TimerRow)> = Vec::new();
+        for (_, p, _) in &writing {
+            let existing = timers.get(&p.row.id).map_or(&[][..], Vec::as_slice);
+            let (gone, armed) = codec::timer_changes(existing, &p.row.timers);
+            removed.extend(gone.into_iter().map(|t| (p.row.id.as_str(), t)));
+            written.extend(armed.into_iter().map(|t| (p.row.id.as_str(), t)));
+        }
+        if !removed.is_empty() {
+            sqlx::query(
+                "DELETE FROM timers t \
+                 USING UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) \
+                 AS r(ticket_id, clock, unit, threshold) \
+                 WHERE t.ticket_id = r.ticket_id AND t.clock = r.clock AND t.unit = r.unit \
+                 AND t.threshold = r.threshold",
+            )
+            .bind(removed.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+            .bind(removed.iter().map(|(_, t)| t.clock).collect::<Vec<_>>())
+            .bind(
+                removed
+                    .iter()
+                    .map(|(_, t)| t.unit.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(removed.iter().map(|(_, t)| t.threshold).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !written.is_empty() {
+            let sql = format!(
+                "INSERT INTO timers (ticket_id, clock, unit, threshold, due_at, due_exact) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+                     $5::bigint[], $6::text[]) {}",
+                crate::sql::ON_TIMER_CONFLICT
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(written.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+                .bind(written.iter().map(|(_, t)| t.clock).collect::<Vec<_>>())
+                .bind(
+                    written
+                        .iter()
+                        .map(|(_, t)| t.unit.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(written.iter().map(|(_, t)| t.threshold).collect::<Vec<_>>())
+                .bind(written.iter().map(|(_, t)| t.due_at).collect::<Vec<_>>())
+                .bind(
+                    written
+                        .iter()
+                        .map(|(_, t)| t.due_exact.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .execute(&mut *tx)
+                .await?;
+        }
+
+        // The events, numbered in commit order under the counter, then the reporting rows.
+        *appending = Some(self.appends.lock().await);
+        let total: usize = writing.iter().map(|(_, p, _)| p.events.len()).sum();
+        let mut seq = take_seqs(tx, total).await?;
+        let mut firsts = Vec::with_capacity(writing.len());
+        let mut rows: (
+            Vec<i64>,
+            Vec<&str>,
+            Vec<i64>,
+            Vec<&str>,
+            Vec<&str>,
+            Vec<&str>,
+            Vec<&str>,
+        ) = Default::default();
+        for (_, p, path) in &writing {
+            firsts.push(seq);
+            for e in &p.events {
+                rows.0.push(seq);
+                rows.1.push(&p.row.id);
+                rows.2.push(e.at);
+                rows.3.push(&e.actor);
+                rows.4.push(e.kind);
+                rows.5.push(path);
+                rows.6.push(&e.payload);
+                seq += 1;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO events (seq, ticket_id, at, actor, kind, node_path, payload) \
+             SELECT s, t, a, ac, k, n, p::jsonb FROM UNNEST($1::bigint[], $2::text[], \
+                 $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+             AS e(s, t, a, ac, k, n, p)",
+        )
+        .bind(&rows.0)
+        .bind(&rows.1)
+        .bind(&rows.2)
+        .bind(&rows.3)
+        .bind(&rows.4)
+        .bind(&rows.5)
+        .bind(&rows.6)
+        .execute(&mut *tx)
+        .await?;
+        let appended: Vec<Appended<'_>> = writing
+            .iter()
+            .zip(&firsts)
+            .map(|((_, p, path), first)| Appended {
+                ticket_id: &p.row.id,
+                node_path: path,
+                first_seq: *first,
+                events: p.commit.events,
+                at: p.row.updated_at,
+                due: p.row.resolve_due_at,
+            })
+            .collect();
+        crate::report::postgres::record(tx, &appended).await?;
+
+        for ((index, p, _), first) in writing.iter().zip(firsts) {
+            answers.push((
+                *index,
+                Ok(codec::stored(&p.commit.ticket.id, first, p.commit.events)),
+            ));
+        }
+        Ok((answers, true))
+    }
+}
