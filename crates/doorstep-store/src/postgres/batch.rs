@@ -37,7 +37,8 @@ type Answer = Result<Vec<StoredEvent>>;
 
 impl PgStore {
     /// Each commit standing alone, one answer per commit in order. The commits are cut, in order,
-    /// into runs that name each ticket at most once; a ticket's second commit sees its first.
+    /// into runs that name each ticket at most once; a ticket's second commit sees its first. A
+    /// database error fails the commits of its run.
     pub(super) async fn commit_runs(&self, commits: Vec<Result<Prepared<'_>>>) -> Vec<Answer> {
         let mut answers = Vec::with_capacity(commits.len());
         let mut run = Vec::new();
@@ -46,19 +47,32 @@ impl PgStore {
             if let Ok(p) = &c
                 && !in_run.insert(p.row.id.clone())
             {
-                answers.extend(self.commit_run(std::mem::take(&mut run)).await);
+                answers.extend(self.commit_run_or_fail(std::mem::take(&mut run)).await);
                 in_run.clear();
                 in_run.insert(p.row.id.clone());
             }
             run.push(c);
         }
-        answers.extend(self.commit_run(run).await);
+        answers.extend(self.commit_run_or_fail(run).await);
         answers
     }
 
-    /// One run in one transaction. A conflict or a missing ticket fails its commit alone; a database
-    /// error fails the run (nothing of it is written).
-    async fn commit_run(&self, run: Vec<Result<Prepared<'_>>>) -> Vec<Answer> {
+    async fn commit_run_or_fail(&self, run: Vec<Result<Prepared<'_>>>) -> Vec<Answer> {
+        let size = run.len();
+        match self.commit_run(run).await {
+            Ok(answers) => answers,
+            Err(e) => {
+                let message = e.to_string();
+                (0..size)
+                    .map(|_| Err(StoreError::Database(message.clone())))
+                    .collect()
+            }
+        }
+    }
+
+    /// One run in one transaction: one answer per commit, in order. A conflict or a missing ticket
+    /// fails its commit alone; a database error fails the run (nothing of it is written).
+    pub(super) async fn commit_run(&self, run: Vec<Result<Prepared<'_>>>) -> Result<Vec<Answer>> {
         let mut answers: Vec<Option<Answer>> = Vec::with_capacity(run.len());
         let mut ok = Vec::new();
         for (index, c) in run.into_iter().enumerate() {
@@ -71,26 +85,16 @@ impl PgStore {
             }
         }
         if !ok.is_empty() {
-            match self.commit_run_tx(&ok).await {
-                Ok(results) => {
-                    for (index, answer) in results {
-                        answers[index] = Some(answer);
-                    }
-                }
-                Err(e) => {
-                    let message = e.to_string();
-                    for (index, _) in &ok {
-                        answers[*index] = Some(Err(StoreError::Database(message.clone())));
-                    }
-                }
+            for (index, answer) in self.commit_run_tx(&ok).await? {
+                answers[index] = Some(answer);
             }
         }
-        answers
+        Ok(answers
             .into_iter()
             .map(|a| {
                 a.unwrap_or_else(|| Err(StoreError::Database("a commit was not answered".into())))
             })
-            .collect()
+            .collect())
     }
 
     async fn commit_run_tx(&self, ok: &[(usize, Prepared<'_>)]) -> Result<Vec<(usize, Answer)>> {
