@@ -325,25 +325,12 @@ impl PgStore {
         let total: usize = writing.iter().map(|(_, p, _)| p.events.len()).sum();
         let mut seq = take_seqs(tx, total).await?;
         let mut firsts = Vec::with_capacity(writing.len());
-        let mut rows: (
-            Vec<i64>,
-            Vec<&str>,
-            Vec<i64>,
-            Vec<&str>,
-            Vec<&str>,
-            Vec<&str>,
-            Vec<&str>,
-        ) = Default::default();
+        // Each event column as an array: seq, ticket, at, actor, kind, node path, payload.
+        let mut events: Vec<(i64, &str, i64, &str, &str, &str, &str)> = Vec::with_capacity(total);
         for (_, p, path) in &writing {
             firsts.push(seq);
             for e in &p.events {
-                rows.0.push(seq);
-                rows.1.push(&p.row.id);
-                rows.2.push(e.at);
-                rows.3.push(&e.actor);
-                rows.4.push(e.kind);
-                rows.5.push(path);
-                rows.6.push(&e.payload);
+                events.push((seq, &p.row.id, e.at, &e.actor, e.kind, path, &e.payload));
                 seq += 1;
             }
         }
@@ -353,13 +340,13 @@ impl PgStore {
                  $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
              AS e(s, t, a, ac, k, n, p)",
         )
-        .bind(&rows.0)
-        .bind(&rows.1)
-        .bind(&rows.2)
-        .bind(&rows.3)
-        .bind(&rows.4)
-        .bind(&rows.5)
-        .bind(&rows.6)
+        .bind(events.iter().map(|e| e.0).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.1).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.2).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.3).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.4).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.5).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.6).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
         let appended: Vec<Appended<'_>> = writing
