@@ -4,9 +4,10 @@
 //! the due ones in batches under a lease (so several schedulers on one PostgreSQL never fire the same
 //! timer at once) and fires the batch through the engine ([`Engine::fire_batch`]): every timer is
 //! decided by the domain, which re-checks the ticket's current state (a timer for a ticket already
-//! resolved, suspended or extended does nothing, and is removed), and the batch commits as one
-//! transaction in due order. A breach escalates from the breach instant, and every commit is checked
-//! against the ticket's version, so a breach escalates once however many schedulers race.
+//! resolved, suspended or extended does nothing, and is removed), and the batch commits at once, in due
+//! order, a statement per table for all its tickets. The next batch is claimed before the current one
+//! commits and decided while it commits. A breach escalates from the breach instant, and every commit
+//! is checked against the ticket's version, so a breach escalates once however many schedulers race.
 //!
 //! Between rounds it sleeps until the earliest due timer, waking early when a command in this process
 //! arms an earlier one (the engine's notification) and at least every [`SchedulerConfig::poll`], which
