@@ -37,6 +37,15 @@ impl<'a> Context<'a> {
 }
 
 /// An action on an existing ticket.
+/// Which sign-for clock re-timing is looking at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SignFor {
+    /// The lead unit's acknowledge clock.
+    Lead,
+    /// A called unit's report-in clock.
+    ReportIn,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Dispatch {
@@ -740,41 +749,24 @@ impl Ticket {
         }
         let before = Reckoner::new(ctx.policy, previous);
         let after = ctx.reckoner();
-        let resolve = self
-            .resolve
-            .as_ref()
-            .filter(|r| !r.breached)
-            .map(|r| after.recompute_resolve(r))
-            .filter(|r| {
-                let old = before.recompute_resolve(r);
-                (r.due_at, r.warn_at, &r.fallback_years)
-                    != (old.due_at, old.warn_at, &old.fallback_years)
-            });
-        let acknowledge = self
-            .acknowledge
-            .as_ref()
-            .filter(|a| self.status == Status::Dispatched && !a.breached)
-            .map(|a| after.recompute_acknowledge(a))
-            .filter(|a| {
-                let old = before.recompute_acknowledge(a);
-                (a.due_at, a.warn_at, &a.fallback_years)
-                    != (old.due_at, old.warn_at, &old.fallback_years)
-            });
-        let report_in: Vec<ReportInClock> = self
-            .co_handlers
-            .iter()
-            .filter(|c| c.reported_in_at.is_none() && !c.report_in.breached)
-            .filter_map(|c| {
-                let new = after.recompute_acknowledge(&c.report_in);
-                let old = before.recompute_acknowledge(&c.report_in);
+        // Each clock reckoned under both calendars: `Some(new)` where the two differ.
+        let (resolve, acknowledge, report_in) = self.running_clocks(
+            |r| {
+                let (new, old) = (after.recompute_resolve(r), before.recompute_resolve(r));
                 let moved = (new.due_at, new.warn_at, &new.fallback_years)
                     != (old.due_at, old.warn_at, &old.fallback_years);
-                moved.then(|| ReportInClock {
-                    unit: c.unit.clone(),
-                    clock: new,
-                })
-            })
-            .collect();
+                moved.then_some(new)
+            },
+            |a, _| {
+                let (new, old) = (
+                    after.recompute_acknowledge(a),
+                    before.recompute_acknowledge(a),
+                );
+                let moved = (new.due_at, new.warn_at, &new.fallback_years)
+                    != (old.due_at, old.warn_at, &old.fallback_years);
+                moved.then_some(new)
+            },
+        );
         if resolve.is_none() && acknowledge.is_none() && report_in.is_empty() {
             return (self.clone(), Vec::new());
         }
@@ -806,43 +798,22 @@ impl Ticket {
         }
         let reckoner = ctx.reckoner();
         let policy = ctx.policy;
-        let moved =
-            |old: (DateTime<Utc>, DateTime<Utc>), new: (DateTime<Utc>, DateTime<Utc>)| old != new;
-        let resolve = self.resolve.as_ref().filter(|r| !r.breached).and_then(|r| {
-            let limit = policy.level(r.level).resolve_within?;
-            let next = reckoner.recompute_resolve(&ResolveClock { limit, ..r.clone() });
-            moved((r.due_at, r.warn_at), (next.due_at, next.warn_at)).then_some(next)
-        });
-        let acknowledge = self
-            .acknowledge
-            .as_ref()
-            .filter(|a| self.status == Status::Dispatched && !a.breached)
-            .and_then(|a| {
-                let next = reckoner.recompute_acknowledge(&AcknowledgeClock {
-                    limit: policy.acknowledge_limit(self.level),
-                    ..a.clone()
-                });
-                moved((a.due_at, a.warn_at), (next.due_at, next.warn_at)).then_some(next)
-            });
-        let report_in = self
-            .co_handlers
-            .iter()
-            .filter(|c| c.reported_in_at.is_none() && !c.report_in.breached)
-            .filter_map(|c| {
-                let next = reckoner.recompute_acknowledge(&AcknowledgeClock {
-                    limit: policy.acknowledge_within,
-                    ..c.report_in.clone()
-                });
-                moved(
-                    (c.report_in.due_at, c.report_in.warn_at),
-                    (next.due_at, next.warn_at),
-                )
-                .then(|| ReportInClock {
-                    unit: c.unit.clone(),
-                    clock: next,
-                })
-            })
-            .collect();
+        // Each clock with the new policy's limit for it: `Some(new)` where its deadline moves.
+        let (resolve, acknowledge, report_in) = self.running_clocks(
+            |r| {
+                let limit = policy.level(r.level).resolve_within?;
+                let next = reckoner.recompute_resolve(&ResolveClock { limit, ..r.clone() });
+                ((r.due_at, r.warn_at) != (next.due_at, next.warn_at)).then_some(next)
+            },
+            |a, clock| {
+                let limit = match clock {
+                    SignFor::Lead => policy.acknowledge_limit(self.level),
+                    SignFor::ReportIn => policy.acknowledge_within,
+                };
+                let next = reckoner.recompute_acknowledge(&AcknowledgeClock { limit, ..a.clone() });
+                ((a.due_at, a.warn_at) != (next.due_at, next.warn_at)).then_some(next)
+            },
+        );
         self.record(
             vec![Change::Retimed {
                 reason: reason.to_owned(),
@@ -853,6 +824,43 @@ impl Ticket {
             }],
             ctx,
         )
+    }
+
+    /// The clocks still running (not breached) that re-timing may move: the resolve clock, the lead's
+    /// sign-for clock while dispatched, and each called unit's report-in clock until it reports in.
+    /// Each goes through `resolve` or `acknowledge`, which return the clock moved, or `None` where it
+    /// stays.
+    fn running_clocks(
+        &self,
+        resolve: impl Fn(&ResolveClock) -> Option<ResolveClock>,
+        acknowledge: impl Fn(&AcknowledgeClock, SignFor) -> Option<AcknowledgeClock>,
+    ) -> (
+        Option<ResolveClock>,
+        Option<AcknowledgeClock>,
+        Vec<ReportInClock>,
+    ) {
+        let moved_resolve = self
+            .resolve
+            .as_ref()
+            .filter(|r| !r.breached)
+            .and_then(&resolve);
+        let moved_acknowledge = self
+            .acknowledge
+            .as_ref()
+            .filter(|a| self.status == Status::Dispatched && !a.breached)
+            .and_then(|a| acknowledge(a, SignFor::Lead));
+        let report_in = self
+            .co_handlers
+            .iter()
+            .filter(|c| c.reported_in_at.is_none() && !c.report_in.breached)
+            .filter_map(|c| {
+                acknowledge(&c.report_in, SignFor::ReportIn).map(|clock| ReportInClock {
+                    unit: c.unit.clone(),
+                    clock,
+                })
+            })
+            .collect();
+        (moved_resolve, moved_acknowledge, report_in)
     }
 
     /// Applies decided changes as events at `ctx.now`.
