@@ -135,7 +135,74 @@ on_both_backends!(
     a_calendar_change_retimes_only_the_deadlines_it_touches,
     a_calendar_change_cut_short_by_a_crash_is_retimed_on_the_next_start,
     open_tickets_are_retimed_under_a_new_policy_only_on_purpose,
+    an_idle_scheduler_folds_the_log_into_the_reporting_rows,
 );
+
+async fn an_idle_scheduler_folds_the_log_into_the_reporting_rows(db: TestDatabase) {
+    let w = World::new(db, at("2026-03-02T10:00:00+08:00")).await;
+    let store = w.engine.store();
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(w.file(&format!("SD-{i}"), "lighting.stairwell", None).await);
+    }
+    // The warnings and the breaches, fired by rounds: commits leave the reporting rows behind.
+    let round = w.advance_to(at("2026-03-03T10:10:00+08:00")).await;
+    assert!(round.fired >= 60, "{round:?}");
+    let mut escalated = 0;
+    for id in &ids {
+        escalated += w
+            .kinds(id)
+            .await
+            .iter()
+            .filter(|k| **k == "ESCALATED")
+            .count() as i64;
+    }
+    assert!(escalated >= 30);
+    let behind = store.reports_behind().await.unwrap();
+    assert!(behind >= 30 * 4, "{behind} events behind");
+
+    // Running with nothing due, the scheduler folds them, a step of 7 events at a time.
+    let scheduler = Scheduler::new(
+        Arc::clone(&w.engine),
+        SchedulerConfig {
+            report_step: 7,
+            ..config("idle")
+        },
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(async move { scheduler.run(stopped).await });
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while store.reports_behind().await.unwrap() > 0 {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the log was not folded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    running.await.unwrap();
+    assert_eq!(
+        store.project_reports(1000).await.unwrap(),
+        0,
+        "nothing left"
+    );
+
+    let counts = store
+        .report_counts(&doorstep_store::ReportQuery {
+            // The yard the tickets were filed in.
+            subtree: store.node_path(&ids[0]).await.unwrap().unwrap(),
+            group: doorstep_store::ReportGroup::Whole,
+            from: at("2026-03-01T00:00:00+08:00"),
+            to: at("2026-03-05T00:00:00+08:00"),
+            overdue_at: at("2026-03-03T10:10:00+08:00"),
+            year_before_from: at("2025-03-01T00:00:00+08:00"),
+            year_before_to: at("2025-03-05T00:00:00+08:00"),
+        })
+        .await
+        .unwrap();
+    assert_eq!(counts[0].received, 30);
+    assert_eq!(counts[0].escalations, escalated);
+}
 
 async fn a_routine_ticket_climbs_the_whole_ladder_on_time(db: TestDatabase) {
     // Monday 2 March 2026, 10:00 in Jinan.

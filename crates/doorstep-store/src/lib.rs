@@ -15,7 +15,8 @@
 //!   `migrations/postgres` folders and applied by sqlx's migrator;
 //! - `sql`, `codec`, `district`, `error`: the SQL text, the row encodings and the sqlx error
 //!   mapping both backends share;
-//! - `report`: the per-ticket reporting rows kept by every commit, and the SLA report's queries;
+//! - `report`: the per-ticket reporting rows, written behind the event log by a projector, and the
+//!   SLA report's queries;
 //! - `testing` (feature `testing`): a throwaway PostgreSQL cluster for tests and benchmarks.
 //!
 //! Both backends store instants as epoch milliseconds, a ticket and each event whole as JSON beside
@@ -253,6 +254,16 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<TokenRecord>;
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()>;
     async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
-    /// The SLA report's counts of one window over a subtree, per group, from one snapshot.
+    /// The SLA report's counts of one window over a subtree, per group, from one snapshot. The
+    /// reporting rows are first brought up to date with every event committed before the call.
     async fn report_counts(&self, query: &ReportQuery) -> Result<Vec<ReportCounts>>;
+    /// Brings the reporting rows up to date with at most `limit` more events, in one transaction;
+    /// the number of events taken (fewer than `limit`: caught up). Commits do not write reporting
+    /// rows; the SLA scheduler calls this while nothing is due, and a report catches up first.
+    async fn project_reports(&self, limit: u32) -> Result<u64>;
+    /// How many appended events the reporting rows do not include yet.
+    async fn reports_behind(&self) -> Result<i64>;
 }
+
+/// Events a report's catch-up takes per transaction.
+const CATCH_UP_EVENTS: u32 = 5000;

@@ -39,6 +39,11 @@ const SQLITE: &[Embedded] = &[
         "calendar changes pending re-timing",
         include_str!("../../../migrations/sqlite/0005_calendar_retimings.sql"),
     ),
+    (
+        6,
+        "reporting rows written by a projector behind the event log",
+        include_str!("../../../migrations/sqlite/0006_report_projector.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -66,6 +71,11 @@ const POSTGRES: &[Embedded] = &[
         5,
         "calendar changes pending re-timing",
         include_str!("../../../migrations/postgres/0005_calendar_retimings.sql"),
+    ),
+    (
+        6,
+        "reporting rows written by a projector behind the event log",
+        include_str!("../../../migrations/postgres/0006_report_projector.sql"),
     ),
 ];
 

@@ -163,26 +163,33 @@ async fn take_seqs(tx: &mut PgConnection, n: usize) -> Result<i64> {
     Ok(last - n + 1)
 }
 
+/// One commit's events; its last carries the commit's instant and the ticket's running resolve
+/// deadline after it, for the report projector.
 async fn insert_events(
     tx: &mut PgConnection,
-    ticket_id: &str,
+    ticket: &TicketRow,
     first_seq: i64,
     node_path: &str,
     rows: &[EventRow],
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO events (seq, ticket_id, at, actor, kind, node_path, payload) \
-         SELECT $1 + e.ord - 1, $2, e.at, e.actor, e.kind, $3, e.payload::jsonb \
+        "INSERT INTO events (seq, ticket_id, at, actor, kind, node_path, payload, commit_at, \
+         resolve_due) \
+         SELECT $1 + e.ord - 1, $2, e.at, e.actor, e.kind, $3, e.payload::jsonb, \
+         CASE WHEN e.ord = cardinality($4::bigint[]) THEN $8::bigint END, \
+         CASE WHEN e.ord = cardinality($4::bigint[]) THEN $9::bigint END \
          FROM UNNEST($4::bigint[], $5::text[], $6::text[], $7::text[]) \
          WITH ORDINALITY AS e(at, actor, kind, payload, ord)",
     )
     .bind(first_seq)
-    .bind(ticket_id)
+    .bind(&ticket.id)
     .bind(node_path)
     .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.actor.clone()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.kind.to_owned()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.payload.clone()).collect::<Vec<_>>())
+    .bind(ticket.updated_at)
+    .bind(ticket.resolve_due_at)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -329,18 +336,9 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| already(e, &row.id))?;
-        insert_events(tx, &row.id, seq, new.node_path, events).await?;
+        insert_events(tx, row, seq, new.node_path, events).await?;
         insert_units(tx, &row.id, &row.units).await?;
         upsert_timers(tx, &row.id, &row.timers.iter().collect::<Vec<_>>()).await?;
-        let appended = crate::report::Appended {
-            ticket_id: &row.id,
-            node_path: new.node_path,
-            first_seq: seq,
-            events: new.events,
-            at: row.updated_at,
-            due: row.resolve_due_at,
-        };
-        crate::report::postgres::record(tx, &[appended]).await?;
         Ok(Some(seq))
     }
 
@@ -398,16 +396,7 @@ impl PgStore {
         sync_timers(tx, row).await?;
         *appending = Some(self.appends.lock().await);
         let seq = take_seqs(tx, events.len()).await?;
-        insert_events(tx, &row.id, seq, &node_path, events).await?;
-        let appended = crate::report::Appended {
-            ticket_id: &row.id,
-            node_path: &node_path,
-            first_seq: seq,
-            events: c.events,
-            at: row.updated_at,
-            due: row.resolve_due_at,
-        };
-        crate::report::postgres::record(tx, &[appended]).await?;
+        insert_events(tx, row, seq, &node_path, events).await?;
         Ok(Some(seq))
     }
 }
@@ -879,6 +868,9 @@ impl Store for PgStore {
     }
 
     async fn report_counts(&self, query: &crate::ReportQuery) -> Result<Vec<crate::ReportCounts>> {
+        while self.project_reports(crate::CATCH_UP_EVENTS).await?
+            == u64::from(crate::CATCH_UP_EVENTS)
+        {}
         let mut tx = self.pool.begin().await?;
         // Every count from one snapshot.
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -887,6 +879,20 @@ impl Store for PgStore {
         let counts = crate::report::postgres::report(&mut tx, query).await?;
         tx.commit().await?;
         Ok(counts)
+    }
+
+    async fn reports_behind(&self) -> Result<i64> {
+        let (behind,): (i64,) = sqlx::query_as(crate::sql::REPORTS_BEHIND)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(behind)
+    }
+
+    async fn project_reports(&self, limit: u32) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let taken = crate::report::postgres::project(&mut tx, i64::from(limit)).await?;
+        tx.commit().await?;
+        Ok(taken)
     }
 }
 

@@ -1,5 +1,5 @@
-//! Reporting: per-ticket facts kept up to date inside every create and commit transaction, and the
-//! windowed queries over them that an SLA report needs.
+//! Reporting: per-ticket facts folded from the event log by a projector, and the windowed queries
+//! over them that an SLA report needs.
 //!
 //! Why kept rows and not indexes over `events`: most figures are about a ticket's *first* something
 //! (first dispatch, first resolution) and whether something else came before it (a RESOLVE breach, the
@@ -11,9 +11,17 @@
 //! - `report_overdue`: the intervals during which a ticket's running resolve deadline had passed, so
 //!   that "overdue at T" holds for any past T, not only now.
 //!
-//! The rows are a fold of the history ([`Facts::apply`]), so a ticket whose rows are missing (a
-//! database migrated from before 0003) is rebuilt from its events: all at once when the store opens
-//! (`report_state.backfilled`), or on its next commit. Instants are compared at millisecond precision.
+//! The rows are a fold of the history ([`Facts::apply`]), written behind it: commits append events
+//! only, and [`sqlite::project`] / [`postgres::project`] fold the events after a cursor
+//! (`report_state.projected`) into the rows, in large transactions, while the SLA scheduler has
+//! nothing due; a report catches the cursor up before it counts, so it still counts every event
+//! committed before it. Why: a burst of escalations is the moment the figures matter least and the
+//! writer matters most, and the rows were a fifth of an escalation's commit. A commit's last event
+//! carries what the fold needs beyond the events (the ticket's running resolve deadline after it).
+//!
+//! A ticket whose rows are missing (a database migrated from before 0003, rows deleted by hand) is
+//! rebuilt from its events: all at once when the store opens (`report_state.backfilled`), or when
+//! the projector next meets it. Instants are compared at millisecond precision.
 
 use chrono::{DateTime, Utc};
 use doorstep_domain::{Change, ClockKind, Event, Satisfaction, Ticket};
@@ -339,18 +347,52 @@ const INSERT_OVERDUE: (&str, &str) = (
     "ON CONFLICT (ticket_id, since) DO NOTHING",
 );
 
-/// Events just appended for one ticket, inside the transaction that appends them.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Appended<'a> {
-    pub(crate) ticket_id: &'a str,
-    pub(crate) node_path: &'a str,
-    /// The seq of `events[0]`.
-    pub(crate) first_seq: i64,
-    pub(crate) events: &'a [Event],
-    /// The ticket after them: its last event's instant and its running resolve deadline, in epoch
-    /// milliseconds.
-    pub(crate) at: i64,
-    pub(crate) due: Option<i64>,
+/// One ticket's events read from the log by the projector, in seq order.
+struct Projecting {
+    ticket_id: String,
+    /// The ticket's node path when its events were appended (a new facts row takes it).
+    node_path: String,
+    events: Vec<Logged>,
+}
+
+/// One event of the log as the projector reads it.
+struct Logged {
+    seq: i64,
+    event: Event,
+    /// On the last event a commit appended: the commit's instant and the ticket's running resolve
+    /// deadline after it, in epoch milliseconds.
+    commit: Option<(i64, Option<i64>)>,
+}
+
+/// `(seq, ticket_id, node_path, payload, commit_at, resolve_due)`.
+type LoggedRow = (i64, String, String, String, Option<i64>, Option<i64>);
+
+/// The log's rows grouped by ticket, in the order of each ticket's first event; the last seq read.
+fn group(rows: Vec<LoggedRow>) -> Result<(Vec<Projecting>, i64)> {
+    let mut tickets: Vec<Projecting> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut last = 0;
+    for (seq, ticket_id, node_path, payload, commit_at, resolve_due) in rows {
+        last = seq;
+        let event = serde_json::from_str::<Event>(&payload)?;
+        let logged = Logged {
+            seq,
+            event,
+            commit: commit_at.map(|at| (at, resolve_due)),
+        };
+        match index.get(&ticket_id) {
+            Some(&i) => tickets[i].events.push(logged),
+            None => {
+                index.insert(ticket_id.clone(), tickets.len());
+                tickets.push(Projecting {
+                    ticket_id,
+                    node_path,
+                    events: vec![logged],
+                });
+            }
+        }
+    }
+    Ok((tickets, last))
 }
 
 /// One ticket's report rows to write.
@@ -423,8 +465,9 @@ fn settle(ops: &[OverdueOp]) -> (Option<OverdueOp>, Vec<(i64, Option<i64>)>) {
 /// Takes the backfill over: 1 row when this connection is the one to backfill.
 const CLAIM_BACKFILL: &str =
     "UPDATE report_state SET backfilled = 1 WHERE id = 1 AND backfilled = 0";
-const MISSING_FACTS: &str = "SELECT t.id, t.node_path FROM tickets t \
-    WHERE NOT EXISTS (SELECT 1 FROM report_facts f WHERE f.ticket_id = t.id) ORDER BY t.reg";
+/// Tickets registered up to the projector's cursor (`$1`) without rows.
+const MISSING_FACTS: &str = "SELECT t.id, t.node_path FROM tickets t WHERE t.reg <= $1 \
+    AND NOT EXISTS (SELECT 1 FROM report_facts f WHERE f.ticket_id = t.id) ORDER BY t.reg";
 
 /// The SQL key expression of a grouping. Child nodes are grouped by node path in SQL and rolled up
 /// here ([`child_key`]): cheaper than a substring expression on every row.
@@ -621,7 +664,7 @@ fn rank_in_bucket(buckets: &std::collections::BTreeMap<i64, i64>, p: i64) -> Opt
 
 /// The same code for both backends: only the connection type and one SQL spelling differ.
 macro_rules! backend {
-    ($module:ident, $conn:ty, $payload:literal, $values:path, $params:path) => {
+    ($module:ident, $conn:ty, $payload:literal, $lock:literal, $values:path, $params:path) => {
         pub(crate) mod $module {
             use super::*;
             use sqlx::AssertSqlSafe;
@@ -748,19 +791,20 @@ macro_rules! backend {
                 Ok(())
             }
 
-            /// Rebuilds one ticket's rows from its whole history (already including this
-            /// transaction's events).
-            pub(crate) async fn rebuild(
+            /// Rebuilds one ticket's rows from its history up to seq `upto`.
+            async fn rebuild(
                 conn: &mut $conn,
                 ticket_id: &str,
                 node_path: &str,
+                upto: i64,
             ) -> Result<()> {
                 let rows: Vec<(i64, String)> = sqlx::query_as(concat!(
                     "SELECT seq, ",
                     $payload,
-                    " FROM events WHERE ticket_id = $1 ORDER BY seq"
+                    " FROM events WHERE ticket_id = $1 AND seq <= $2 ORDER BY seq"
                 ))
                 .bind(ticket_id)
+                .bind(upto)
                 .fetch_all(&mut *conn)
                 .await?;
                 let events = rows
@@ -789,51 +833,88 @@ macro_rules! backend {
                 .await
             }
 
-            /// Brings the report rows up to date with the events just appended for each ticket
-            /// (each ticket at most once), inside the same transaction: one read of the stored
-            /// facts and one write per table for the lot.
-            pub(crate) async fn record(conn: &mut $conn, appended: &[Appended<'_>]) -> Result<()> {
+            /// Brings the report rows up to date with at most `limit` more events of the log,
+            /// inside the caller's transaction: one read of the stored facts and one write per
+            /// table for the lot, then the cursor moves past them. The number of events taken.
+            ///
+            /// Projectors take turns on the cursor row (PostgreSQL locks it). Every event below
+            /// a visible seq is visible too: seqs are taken under one lock held to commit.
+            pub(crate) async fn project(conn: &mut $conn, limit: i64) -> Result<u64> {
+                let (cursor,): (i64,) = sqlx::query_as(concat!(
+                    "SELECT projected FROM report_state WHERE id = 1",
+                    $lock
+                ))
+                .fetch_one(&mut *conn)
+                .await?;
+                let rows: Vec<LoggedRow> = sqlx::query_as(concat!(
+                    "SELECT seq, ticket_id, node_path, ",
+                    $payload,
+                    ", commit_at, resolve_due FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"
+                ))
+                .bind(cursor)
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?;
+                let taken = rows.len() as u64;
+                if taken == 0 {
+                    return Ok(0);
+                }
+                let (tickets, last) = group(rows)?;
+                apply(conn, &tickets, last).await?;
+                sqlx::query("UPDATE report_state SET projected = $1 WHERE id = 1")
+                    .bind(last)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(taken)
+            }
+
+            /// Folds each ticket's events (each ticket once) into its stored rows; a ticket with
+            /// no rows whose events do not start with CREATED is rebuilt from its history up to
+            /// `upto`.
+            async fn apply(conn: &mut $conn, tickets: &[Projecting], upto: i64) -> Result<()> {
                 let mut stored: std::collections::HashMap<String, FactsRow> =
-                    std::collections::HashMap::with_capacity(appended.len());
-                for chunk in appended.chunks(MAX_PARAMS) {
+                    std::collections::HashMap::with_capacity(tickets.len());
+                for chunk in tickets.chunks(MAX_PARAMS) {
                     let sql = format!(
                         "SELECT ticket_id, {FACTS_COLUMNS} FROM report_facts \
                          WHERE ticket_id IN ({})",
                         $params(chunk.len())
                     );
                     let mut q = sqlx::query_as::<_, FactsRow>(AssertSqlSafe(sql));
-                    for a in chunk {
-                        q = q.bind(a.ticket_id);
+                    for t in chunk {
+                        q = q.bind(&t.ticket_id);
                     }
                     for row in q.fetch_all(&mut *conn).await? {
                         stored.insert(row.0.clone(), row);
                     }
                 }
-                let mut rows = Vec::with_capacity(appended.len());
+                let mut rows = Vec::with_capacity(tickets.len());
                 let mut unreported = Vec::new();
-                for a in appended {
-                    let before = stored.remove(a.ticket_id).map(facts_from_row);
+                for t in tickets {
+                    let before = stored.remove(&t.ticket_id).map(facts_from_row);
                     let mut facts = match &before {
                         Some(facts) => facts.clone(),
-                        None => match a
+                        None => match t
                             .events
                             .first()
-                            .and_then(|e| Facts::created(a.node_path, e))
+                            .and_then(|e| Facts::created(&t.node_path, &e.event))
                         {
                             Some(facts) => facts,
-                            // A ticket from before reporting existed: fold its whole history.
+                            // Rows lost, or a ticket from before reporting: fold its history.
                             None => {
-                                unreported.push(a);
+                                unreported.push(t);
                                 continue;
                             }
                         },
                     };
                     let mut marks = Vec::new();
-                    for (event, seq) in a.events.iter().zip(a.first_seq..) {
-                        facts.apply(seq, event, &mut marks);
-                    }
                     let mut ops = Vec::new();
-                    facts.deadline(a.at, a.due, &mut ops);
+                    for e in &t.events {
+                        facts.apply(e.seq, &e.event, &mut marks);
+                        if let Some((at, due)) = e.commit {
+                            facts.deadline(at, due, &mut ops);
+                        }
+                    }
                     let change = facts.change_from(before.as_ref());
                     rows.push(TicketRows {
                         facts,
@@ -843,8 +924,8 @@ macro_rules! backend {
                     });
                 }
                 write(conn, &rows).await?;
-                for a in unreported {
-                    rebuild(conn, a.ticket_id, a.node_path).await?;
+                for t in unreported {
+                    rebuild(conn, &t.ticket_id, &t.node_path, upto).await?;
                 }
                 Ok(())
             }
@@ -859,10 +940,16 @@ macro_rules! backend {
                     tx.rollback().await?;
                     return Ok(0);
                 }
-                let missing: Vec<(String, String)> =
-                    sqlx::query_as(MISSING_FACTS).fetch_all(&mut *tx).await?;
+                let (upto,): (i64,) =
+                    sqlx::query_as("SELECT projected FROM report_state WHERE id = 1")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let missing: Vec<(String, String)> = sqlx::query_as(MISSING_FACTS)
+                    .bind(upto)
+                    .fetch_all(&mut *tx)
+                    .await?;
                 for (id, node_path) in &missing {
-                    rebuild(&mut tx, id, node_path).await?;
+                    rebuild(&mut tx, id, node_path, upto).await?;
                 }
                 tx.commit().await?;
                 Ok(missing.len() as u64)
@@ -1010,6 +1097,7 @@ backend!(
     sqlite,
     sqlx::SqliteConnection,
     "payload",
+    "",
     crate::codec::anonymous_values,
     crate::codec::anonymous_params
 );
@@ -1017,6 +1105,7 @@ backend!(
     postgres,
     sqlx::PgConnection,
     "payload::text",
+    " FOR UPDATE",
     crate::codec::values,
     crate::codec::params
 );

@@ -157,3 +157,7 @@ pub(crate) const INSERT_POLICY: &str = "INSERT INTO policies (version, toml, cre
 pub(crate) const LATEST_POLICY: &str =
     "SELECT version, toml, created_at FROM policies ORDER BY version DESC LIMIT 1";
 pub(crate) const POLICY: &str = "SELECT version, toml, created_at FROM policies WHERE version = $1";
+
+/// Events appended that the reporting rows do not include yet.
+pub(crate) const REPORTS_BEHIND: &str = "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events) - projected \
+    FROM report_state WHERE id = 1";

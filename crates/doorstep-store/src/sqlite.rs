@@ -788,11 +788,27 @@ impl Store for SqliteStore {
     }
 
     async fn report_counts(&self, query: &crate::ReportQuery) -> Result<Vec<crate::ReportCounts>> {
+        while self.project_reports(crate::CATCH_UP_EVENTS).await?
+            == u64::from(crate::CATCH_UP_EVENTS)
+        {}
         let mut conn = self.reads.acquire().await?;
         // One read transaction: every count from one snapshot.
         let mut tx = conn.begin().await?;
         let counts = crate::report::sqlite::report(&mut tx, query).await?;
         tx.commit().await?;
         Ok(counts)
+    }
+
+    async fn reports_behind(&self) -> Result<i64> {
+        let (behind,): (i64,) = sqlx::query_as(crate::sql::REPORTS_BEHIND)
+            .fetch_one(&self.reads)
+            .await?;
+        Ok(behind)
+    }
+
+    async fn project_reports(&self, limit: u32) -> Result<u64> {
+        let limit = i64::from(limit);
+        self.write(move |c| Box::pin(crate::report::sqlite::project(c, limit)))
+            .await
     }
 }

@@ -48,6 +48,7 @@ for_each_backend!(
     tickets_with_timers_are_found_by_due_time,
     a_claim_never_exceeds_its_limit_on_an_analyzed_table,
     a_batch_writes_what_single_commits_write,
+    reporting_rows_follow_the_log_behind_a_durable_cursor,
 );
 
 mod configuration {

@@ -2,8 +2,9 @@
 //! table for the lot.
 //!
 //! A commit batch ([`commit_all`]) updates every ticket's projection in one version-checked
-//! `UPDATE … FROM (VALUES …)`, then writes the units, timers, events and reporting rows of all the
-//! tickets that passed the check, a statement per table and kind of change. sqlx runs each SQLite
+//! `UPDATE … FROM (VALUES …)`, then writes the units, timers and events of all the tickets that passed
+//! the check, a statement per table and kind of change. Reporting rows follow the events behind a
+//! cursor (`crate::report`). sqlx runs each SQLite
 //! statement on its worker thread, so a statement costs a thread hand-off whatever its size: a
 //! scheduler batch of 500 escalations is about a dozen statements, not five thousand.
 
@@ -14,7 +15,6 @@ use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqliteConnection;
 
 use crate::codec::{self, EventRow, TicketRow, TimerRow, rows_per_statement};
-use crate::report::Appended;
 use crate::{Created, Result, StoreError, StoredEvent};
 
 pub(super) struct NewRows {
@@ -39,13 +39,38 @@ struct Appending<'a> {
     ticket_id: &'a str,
     node_path: &'a str,
     row: &'a EventRow,
+    /// On a commit's last event: its instant and the ticket's running resolve deadline after it.
+    commit: Option<(i64, Option<i64>)>,
+}
+
+impl<'a> Appending<'a> {
+    /// The rows of one commit's events, from `first_seq` on.
+    fn commit(
+        first_seq: i64,
+        ticket: &'a TicketRow,
+        node_path: &'a str,
+        rows: &'a [EventRow],
+    ) -> impl Iterator<Item = Appending<'a>> {
+        let last = rows.len().saturating_sub(1);
+        rows.iter()
+            .zip(first_seq..)
+            .enumerate()
+            .map(move |(i, (row, seq))| Appending {
+                seq,
+                ticket_id: &ticket.id,
+                node_path,
+                row,
+                commit: (i == last).then_some((ticket.updated_at, ticket.resolve_due_at)),
+            })
+    }
 }
 
 async fn insert_events(conn: &mut SqliteConnection, rows: &[Appending<'_>]) -> Result<()> {
-    for chunk in rows.chunks(rows_per_statement(7)) {
+    for chunk in rows.chunks(rows_per_statement(9)) {
         let sql = format!(
-            "INSERT INTO events (seq, ticket_id, at, actor, kind, node_path, payload) VALUES {}",
-            codec::anonymous_values(chunk.len(), 7)
+            "INSERT INTO events (seq, ticket_id, at, actor, kind, node_path, payload, commit_at, \
+             resolve_due) VALUES {}",
+            codec::anonymous_values(chunk.len(), 9)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for e in chunk {
@@ -56,7 +81,9 @@ async fn insert_events(conn: &mut SqliteConnection, rows: &[Appending<'_>]) -> R
                 .bind(&e.row.actor)
                 .bind(e.row.kind)
                 .bind(e.node_path)
-                .bind(&e.row.payload);
+                .bind(&e.row.payload)
+                .bind(e.commit.map(|c| c.0))
+                .bind(e.commit.and_then(|c| c.1));
         }
         q.execute(&mut *conn).await?;
     }
@@ -176,31 +203,13 @@ pub(super) async fn create(conn: &mut SqliteConnection, new: NewRows) -> Result<
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| already(e, &row.id))?;
-    let events: Vec<Appending<'_>> = new
-        .event_rows
-        .iter()
-        .zip(seq..)
-        .map(|(e, seq)| Appending {
-            seq,
-            ticket_id: &row.id,
-            node_path: &new.node_path,
-            row: e,
-        })
-        .collect();
+    let events: Vec<Appending<'_>> =
+        Appending::commit(seq, row, &new.node_path, &new.event_rows).collect();
     insert_events(conn, &events).await?;
     let units: Vec<(&str, &str)> = row.units.iter().map(|u| (&*row.id, &**u)).collect();
     insert_units(conn, &units).await?;
     let timers: Vec<(&str, &TimerRow)> = row.timers.iter().map(|t| (&*row.id, t)).collect();
     upsert_timers(conn, &timers).await?;
-    let appended = Appended {
-        ticket_id: &row.id,
-        node_path: &new.node_path,
-        first_seq: seq,
-        events: &new.events,
-        at: row.updated_at,
-        due: row.resolve_due_at,
-    };
-    crate::report::sqlite::record(conn, &[appended]).await?;
     Ok(Created::New(codec::stored(&new.id, seq, &new.events)))
 }
 
@@ -355,30 +364,15 @@ async fn commit_distinct(
     upsert_timers(conn, &timers_written).await?;
 
     let mut events = Vec::new();
-    let mut appended = Vec::with_capacity(committed.len());
     for ((_, c, u), first_seq) in committed.iter().zip(&first_seqs) {
-        events.extend(
-            c.event_rows
-                .iter()
-                .zip(*first_seq..)
-                .map(|(row, seq)| Appending {
-                    seq,
-                    ticket_id: &c.row.id,
-                    node_path: &u.node_path,
-                    row,
-                }),
-        );
-        appended.push(Appended {
-            ticket_id: &c.row.id,
-            node_path: &u.node_path,
-            first_seq: *first_seq,
-            events: &c.events,
-            at: c.row.updated_at,
-            due: c.row.resolve_due_at,
-        });
+        events.extend(Appending::commit(
+            *first_seq,
+            &c.row,
+            &u.node_path,
+            &c.event_rows,
+        ));
     }
     insert_events(conn, &events).await?;
-    crate::report::sqlite::record(conn, &appended).await?;
 
     for ((index, c, _), first_seq) in committed.iter().zip(first_seqs) {
         answers[*index] = Some(Ok(codec::stored(&c.id, first_seq, &c.events)));
