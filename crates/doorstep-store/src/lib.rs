@@ -22,6 +22,7 @@
 //! Both backends store instants as epoch milliseconds, a ticket and each event whole as JSON beside
 //! the columns that queries filter on, and node paths so that a subtree is one index range.
 
+mod chain;
 mod codec;
 mod connect;
 mod district;
@@ -172,7 +173,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn commit(&self, commit: Commit<'_>) -> Result<Vec<StoredEvent>>;
     /// Several commits, applied in order, written with a statement per table for the lot (the
     /// commits are cut into runs naming each ticket once; a ticket's second commit sees its first).
-    /// A commit that conflicts (or whose ticket is gone) writes nothing and the rest still commit.
+    /// A commit that conflicts (or whose ticket is gone) writes nothing and the rest still commit,
+    /// except the later commits of the same ticket, which were decided on it and fail with it.
     /// One answer per commit, in order. The SLA scheduler fires a claimed batch this way.
     /// - SQLite: one transaction and one disk sync for the lot; a database error fails the whole
     ///   call and nothing is written.

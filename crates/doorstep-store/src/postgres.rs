@@ -480,8 +480,15 @@ impl Store for PgStore {
     /// racing schedulers in one CI run, cause not yet found, so it was taken out again.
     async fn commit_all(&self, commits: &[Commit<'_>]) -> Result<Vec<Result<Vec<StoredEvent>>>> {
         let mut answers = Vec::with_capacity(commits.len());
+        let mut broken = crate::chain::Broken::default();
         for c in commits {
-            answers.push(self.commit(*c).await);
+            let id = &c.ticket.id;
+            let answer = match broken.refusal(id) {
+                Some(refused) => Err(refused),
+                None => self.commit(*c).await,
+            };
+            broken.note(id, &answer);
+            answers.push(answer);
         }
         Ok(answers)
     }

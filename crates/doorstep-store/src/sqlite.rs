@@ -475,17 +475,19 @@ impl Store for SqliteStore {
     }
 
     async fn commit_all(&self, commits: &[Commit<'_>]) -> Result<Vec<Result<Vec<StoredEvent>>>> {
-        let rows: Vec<Result<CommitRows>> = commits
+        let rows: Vec<(TicketId, Result<CommitRows>)> = commits
             .iter()
             .map(|c| {
-                codec::check_commit(c)?;
-                Ok(CommitRows {
-                    id: c.ticket.id.clone(),
-                    expected_version: c.expected_version,
-                    row: TicketRow::new(c.ticket)?,
-                    events: c.events.to_vec(),
-                    event_rows: codec::event_rows(c.events)?,
-                })
+                let rows = codec::check_commit(c).and_then(|()| {
+                    Ok(CommitRows {
+                        id: c.ticket.id.clone(),
+                        expected_version: c.expected_version,
+                        row: TicketRow::new(c.ticket)?,
+                        events: c.events.to_vec(),
+                        event_rows: codec::event_rows(c.events)?,
+                    })
+                });
+                (c.ticket.id.clone(), rows)
             })
             .collect();
         self.write(move |conn| Box::pin(tickets::commit_all(conn, rows)))

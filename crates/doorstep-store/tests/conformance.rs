@@ -44,6 +44,7 @@ for_each_backend!(
     policies_are_versioned,
     migrations_report_and_refuse_a_newer_database,
     batched_commits_stand_or_fall_alone_in_order,
+    a_chained_commit_after_a_lost_race_is_not_written,
     a_claimed_timer_is_dropped_only_while_unchanged,
     tickets_with_timers_are_found_by_due_time,
     a_claim_never_exceeds_its_limit_on_an_analyzed_table,

@@ -14,6 +14,7 @@ use doorstep_domain::{Event, TicketId};
 use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqliteConnection;
 
+use crate::chain::Broken;
 use crate::codec::{self, EventRow, TicketRow, TimerRow, rows_per_statement};
 use crate::{Created, Result, StoreError, StoredEvent};
 
@@ -239,7 +240,7 @@ async fn conflict(conn: &mut SqliteConnection, id: &TicketId, expected: i64) -> 
 
 /// One commit (see [`commit_all`]).
 pub(super) async fn commit(conn: &mut SqliteConnection, c: CommitRows) -> Result<Vec<StoredEvent>> {
-    let mut answers = commit_all(conn, vec![Ok(c)]).await?;
+    let mut answers = commit_all(conn, vec![(c.id.clone(), Ok(c))]).await?;
     answers
         .pop()
         .unwrap_or_else(|| Err(StoreError::Database("a commit was not answered".to_owned())))
@@ -252,26 +253,52 @@ pub(super) async fn commit(conn: &mut SqliteConnection, c: CommitRows) -> Result
 ///
 /// The commits are cut, in order, into runs that name each ticket at most once, and each run goes
 /// through [`commit_distinct`], a statement per table: a ticket's second commit sees its first, and
-/// events keep the commits' order (a scheduler catching up after downtime fires in due order).
+/// events keep the commits' order (a scheduler catching up after downtime fires in due order). A
+/// ticket's commit after one of it that was not written is not tried ([`crate::chain`]).
 pub(super) async fn commit_all(
     conn: &mut SqliteConnection,
-    commits: Vec<Result<CommitRows>>,
+    commits: Vec<(TicketId, Result<CommitRows>)>,
 ) -> Result<Vec<Result<Vec<StoredEvent>>>> {
     let mut answers = Vec::with_capacity(commits.len());
     let mut run = Vec::new();
     let mut in_run = HashSet::new();
-    for c in commits {
-        if let Ok(c) = &c
-            && !in_run.insert(c.id.clone())
-        {
-            answers.extend(commit_distinct(conn, std::mem::take(&mut run)).await?);
+    let mut broken = Broken::default();
+    for (id, c) in commits {
+        if in_run.contains(&id) {
+            commit_run(conn, std::mem::take(&mut run), &mut answers, &mut broken).await?;
             in_run.clear();
-            in_run.insert(c.id.clone());
         }
-        run.push(c);
+        let c = match broken.refusal(&id) {
+            Some(refused) => Err(refused),
+            None => c,
+        };
+        match &c {
+            Ok(_) => {
+                in_run.insert(id.clone());
+            }
+            // Not even tried: its later commits are not either.
+            Err(_) => broken.note(&id, &c),
+        }
+        run.push((id, c));
     }
-    answers.extend(commit_distinct(conn, run).await?);
+    commit_run(conn, run, &mut answers, &mut broken).await?;
     Ok(answers)
+}
+
+/// Commits a run of distinct tickets, appends its answers and notes the tickets it did not write.
+async fn commit_run(
+    conn: &mut SqliteConnection,
+    run: Vec<(TicketId, Result<CommitRows>)>,
+    answers: &mut Vec<Result<Vec<StoredEvent>>>,
+    broken: &mut Broken,
+) -> Result<()> {
+    let (ids, run): (Vec<TicketId>, Vec<_>) = run.into_iter().unzip();
+    let done = commit_distinct(conn, run).await?;
+    for (id, answer) in ids.iter().zip(&done) {
+        broken.note(id, answer);
+    }
+    answers.extend(done);
+    Ok(())
 }
 
 /// What the version-checked update returned for a ticket.

@@ -1537,6 +1537,62 @@ pub(crate) async fn batched_commits_stand_or_fall_alone_in_order(db: &TestDb) {
     assert!(store.get_tickets(&[]).await.unwrap().is_empty());
 }
 
+/// A ticket's later commit in a batch was decided on what its earlier one leaves. When the earlier
+/// one loses a race, the later one is not written either, even though the race took the ticket to
+/// the very version the later one expects: written, it would overwrite the winner's change.
+pub(crate) async fn a_chained_commit_after_a_lost_race_is_not_written(db: &TestDb) {
+    let world = World::new();
+    let store = db.open().await;
+    let workers = "lx/s1/c1/y1/workers";
+    let a = file(
+        &*store,
+        &world,
+        "t-a",
+        Y1,
+        Level::Routine,
+        Some(workers),
+        t0(),
+    )
+    .await;
+    // Two commits of a decided one on the other, as a batch decides them.
+    let (a1, a1_events) = world.act(&a, urge("first"), t0() + hours(1));
+    let (a2, a2_events) = world.act(&a1, urge("second"), t0() + hours(1));
+    // Meanwhile another writer takes a to a1's version number with a change of its own.
+    let other = run(&*store, &world, &a, urge("another writer"), t0() + hours(1)).await;
+    assert_eq!(other.version, a1.version);
+    let answers = store
+        .commit_all(&[
+            Commit {
+                ticket: &a1,
+                expected_version: a.version,
+                events: &a1_events,
+            },
+            Commit {
+                ticket: &a2,
+                expected_version: a1.version,
+                events: &a2_events,
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(answers.len(), 2);
+    for answer in &answers {
+        assert!(
+            matches!(answer, Err(StoreError::Conflict { .. })),
+            "{answer:?}"
+        );
+    }
+    assert_eq!(store.get_ticket(&a.id).await.unwrap(), Some(other));
+    let urged = store
+        .history(&a.id)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.event.change.kind() == "URGED")
+        .count();
+    assert_eq!(urged, 1);
+}
+
 pub(crate) async fn a_claimed_timer_is_dropped_only_while_unchanged(db: &TestDb) {
     let world = World::new();
     let store = db.open().await;
