@@ -178,7 +178,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// One answer per commit, in order. The SLA scheduler fires a claimed batch this way.
     /// - SQLite: one transaction and one disk sync for the lot; a database error fails the whole
     ///   call and nothing is written.
-    /// - PostgreSQL: one transaction per commit, in order (see the backend for why).
+    /// - PostgreSQL: one transaction per run, which locks its tickets in id order before the event
+    ///   counter (see the backend's `batch` module); a database error fails the commits of its run.
     async fn commit_all(&self, commits: &[Commit<'_>]) -> Result<Vec<Result<Vec<StoredEvent>>>>;
     async fn get_ticket(&self, id: &TicketId) -> Result<Option<Ticket>>;
     /// The tickets among `ids` that exist, in no particular order.

@@ -152,6 +152,8 @@ impl PgStore {
     }
 }
 
+mod batch;
+
 /// Takes `n` seqs from the counter row; holds its lock until the transaction ends. The first of them.
 async fn take_seqs(tx: &mut PgConnection, n: usize) -> Result<i64> {
     let n = n as i64;
@@ -234,21 +236,6 @@ fn already(e: sqlx::Error, id: &str) -> StoreError {
     } else {
         e.into()
     }
-}
-
-async fn conflict(tx: &mut PgConnection, id: &TicketId, expected: i64) -> Result<StoreError> {
-    let actual: Option<(i64,)> = sqlx::query_as("SELECT version FROM tickets WHERE id = $1")
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-    Ok(match actual {
-        Some((actual,)) => StoreError::Conflict {
-            id: id.clone(),
-            expected,
-            actual,
-        },
-        None => StoreError::NotFound(format!("ticket {id}")),
-    })
 }
 
 /// Ends a transaction: commits when the work produced a value, otherwise (nothing to keep, or an
@@ -341,105 +328,6 @@ impl PgStore {
         upsert_timers(tx, &row.id, &row.timers.iter().collect::<Vec<_>>()).await?;
         Ok(Some(seq))
     }
-
-    async fn try_commit(
-        &self,
-        c: &Commit<'_>,
-        row: &TicketRow,
-        events: &[EventRow],
-    ) -> Result<Vec<StoredEvent>> {
-        let mut tx = self.pool.begin().await?;
-        let mut appending = None;
-        let outcome = self
-            .commit_in(&mut tx, &mut appending, c, row, events)
-            .await;
-        let seq = settle(tx, outcome).await;
-        drop(appending);
-        Ok(match seq? {
-            Some(seq) => codec::stored(&c.ticket.id, seq, c.events),
-            None => Vec::new(),
-        })
-    }
-
-    /// The first seq of the appended events; `None` for a commit without events (nothing written).
-    async fn commit_in<'s>(
-        &'s self,
-        tx: &mut PgConnection,
-        appending: &mut AppendGuard<'s>,
-        c: &Commit<'_>,
-        row: &TicketRow,
-        events: &[EventRow],
-    ) -> Result<Option<i64>> {
-        let id = &c.ticket.id;
-        if events.is_empty() {
-            return match conflict(tx, id, c.expected_version).await? {
-                StoreError::Conflict { actual, .. } if actual == c.expected_version => Ok(None),
-                other => Err(other),
-            };
-        }
-        let updated: Option<(String,)> = sqlx::query_as(crate::sql::UPDATE_TICKET_PG)
-            .bind(&row.id)
-            .bind(c.expected_version)
-            .bind(row.level)
-            .bind(row.status)
-            .bind(&row.lead_unit)
-            .bind(row.resolve_due_at)
-            .bind(row.updated_at)
-            .bind(row.version)
-            .bind(&row.json)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some((node_path,)) = updated else {
-            return Err(conflict(tx, id, c.expected_version).await?);
-        };
-        sync_units(tx, &row.id, &row.units).await?;
-        sync_timers(tx, row).await?;
-        *appending = Some(self.appends.lock().await);
-        let seq = take_seqs(tx, events.len()).await?;
-        insert_events(tx, row, seq, &node_path, events).await?;
-        Ok(Some(seq))
-    }
-}
-
-async fn sync_units(tx: &mut PgConnection, ticket_id: &str, units: &[String]) -> Result<()> {
-    let stored: Vec<(String,)> =
-        sqlx::query_as("SELECT unit FROM ticket_units WHERE ticket_id = $1 ORDER BY unit")
-            .bind(ticket_id)
-            .fetch_all(&mut *tx)
-            .await?;
-    if stored.iter().map(|(u,)| u).eq(units.iter()) {
-        return Ok(());
-    }
-    sqlx::query("DELETE FROM ticket_units WHERE ticket_id = $1")
-        .bind(ticket_id)
-        .execute(&mut *tx)
-        .await?;
-    insert_units(tx, ticket_id, units).await
-}
-
-async fn sync_timers(tx: &mut PgConnection, row: &TicketRow) -> Result<()> {
-    let existing: Vec<(String, String, String, i64, String)> =
-        sqlx::query_as(crate::sql::SELECT_TIMERS)
-            .bind(&row.id)
-            .fetch_all(&mut *tx)
-            .await?;
-    let existing = existing
-        .into_iter()
-        .map(|(clock, unit, threshold, due_at, exact)| {
-            codec::timer_row(&clock, unit, &threshold, due_at, exact)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let (removed, written) = codec::timer_changes(&existing, &row.timers);
-    for t in removed {
-        sqlx::query(crate::sql::DELETE_TIMER)
-            .bind(&row.id)
-            .bind(t.clock)
-            .bind(&t.unit)
-            .bind(t.threshold)
-            .execute(&mut *tx)
-            .await?;
-    }
-    upsert_timers(tx, &row.id, &written).await
 }
 
 /// How often a write that lost a race on a unique key (a policy version) is retried.
@@ -468,29 +356,20 @@ impl Store for PgStore {
         )))
     }
 
+    /// The batch path with one commit (see the `batch` module).
     async fn commit(&self, c: Commit<'_>) -> Result<Vec<StoredEvent>> {
-        codec::check_commit(&c)?;
-        let row = TicketRow::new(c.ticket)?;
-        let events = codec::event_rows(c.events)?;
-        self.try_commit(&c, &row, &events).await
+        let mut answers = self.commit_run(vec![batch::Prepared::new(c)]).await?;
+        answers
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Database("a commit was not answered".into())))
     }
 
-    /// On PostgreSQL each commit is its own transaction, in order. A batched path (a statement per
-    /// table, tickets locked in id order; commit b4293fe) let a breach escalate twice under three
-    /// racing schedulers in one CI run, cause not yet found, so it was taken out again.
     async fn commit_all(&self, commits: &[Commit<'_>]) -> Result<Vec<Result<Vec<StoredEvent>>>> {
-        let mut answers = Vec::with_capacity(commits.len());
-        let mut broken = crate::chain::Broken::default();
-        for c in commits {
-            let id = &c.ticket.id;
-            let answer = match broken.refusal(id) {
-                Some(refused) => Err(refused),
-                None => self.commit(*c).await,
-            };
-            broken.note(id, &answer);
-            answers.push(answer);
-        }
-        Ok(answers)
+        let prepared = commits
+            .iter()
+            .map(|c| (c.ticket.id.clone(), batch::Prepared::new(*c)))
+            .collect();
+        Ok(self.commit_runs(prepared).await)
     }
 
     async fn get_tickets(&self, ids: &[TicketId]) -> Result<Vec<Ticket>> {

@@ -29,16 +29,6 @@ pub(crate) const UPDATE_TICKETS_SQLITE: (&str, &str) = (
         FROM timers WHERE ticket_id = tickets.id)",
 );
 
-pub(crate) const UPDATE_TICKET_PG: &str = "UPDATE tickets SET level = $3, status = $4, \
-    lead_unit = $5, resolve_due_at = $6, updated_at = $7, version = $8, ticket = $9::jsonb \
-    WHERE id = $1 AND version = $2 RETURNING node_path";
-
-pub(crate) const SELECT_TIMERS: &str = "SELECT clock, unit, threshold, due_at, due_exact \
-    FROM timers WHERE ticket_id = $1";
-
-pub(crate) const DELETE_TIMER: &str = "DELETE FROM timers \
-    WHERE ticket_id = $1 AND clock = $2 AND unit = $3 AND threshold = $4";
-
 /// A timer armed anew, or re-armed at another instant (which ends any lease on it).
 pub(crate) const UPSERT_TIMER: &str = "INSERT INTO timers (ticket_id, clock, unit, threshold, \
     due_at, due_exact) VALUES ($1, $2, $3, $4, $5, $6) \
