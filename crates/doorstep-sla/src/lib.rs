@@ -115,11 +115,12 @@ impl Scheduler {
                 };
                 Ok::<_, ApiError>((next, decided))
             };
-            let (next, answers) = tokio::join!(
-                biased;
-                next,
-                self.engine.commit_batch(&due, decided)
-            );
+            let commit = async {
+                // Let the claim reach the store before this task encodes the commit.
+                tokio::task::yield_now().await;
+                self.engine.commit_batch(&due, decided).await
+            };
+            let (next, answers) = tokio::join!(biased; next, commit);
             total.add(self.settle(&due, answers).await);
             let (mut next, mut next_decided) = next?;
             if next.is_empty() {

@@ -4,8 +4,10 @@
 //! whatever is queued (up to [`ConnectOptions::write_batch`]) into one `BEGIN IMMEDIATE` transaction,
 //! runs each request inside its own savepoint (a request that fails rolls back alone), commits once
 //! and only then answers every caller with its own result. With `synchronous=FULL` a commit costs an
-//! fsync, so committing concurrent requests together is what lets many writers through. Reads go
-//! through a separate pool and see every answered write (WAL).
+//! fsync, so committing concurrent requests together is what lets many writers through. A request
+//! that asks to go out early (the SLA scheduler's claim, which it decides on while its previous batch
+//! commits) ends its transaction: nothing queued after it holds up its answer. Reads go through a
+//! separate pool and see every answered write (WAL).
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -178,11 +180,30 @@ impl SqliteStore {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
+        self.request(work, false).await
+    }
+
+    /// [`write`](Self::write), in a transaction that ends with it: nothing queued after it joins
+    /// that transaction and delays the answer.
+    async fn write_last<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        self.request(work, true).await
+    }
+
+    async fn request<T, F>(&self, work: F, last: bool) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let request = Request {
             work: Some(work),
             outcome: None,
             reply,
+            last,
         };
         self.writer
             .send(Box::new(request))
@@ -202,12 +223,15 @@ trait Job: Send {
     fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, bool>;
     /// Answers the caller once the batch's fate is known.
     fn answer(self: Box<Self>, commit: std::result::Result<(), String>);
+    /// The transaction ends with this request.
+    fn last(&self) -> bool;
 }
 
 struct Request<T, F> {
     work: Option<F>,
     outcome: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
+    last: bool,
 }
 
 impl<T, F> Job for Request<T, F>
@@ -238,6 +262,10 @@ where
         // The caller may have gone away; its write stands.
         let _ = self.reply.send(outcome);
     }
+
+    fn last(&self) -> bool {
+        self.last
+    }
 }
 
 async fn run_writer(
@@ -247,10 +275,14 @@ async fn run_writer(
 ) {
     let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(batch);
     while let Some(first) = queue.recv().await {
+        let mut ends = first.last();
         jobs.push(first);
-        while jobs.len() < batch {
+        while !ends && jobs.len() < batch {
             match queue.try_recv() {
-                Ok(job) => jobs.push(job),
+                Ok(job) => {
+                    ends = job.last();
+                    jobs.push(job);
+                }
                 Err(_) => break,
             }
         }
@@ -626,7 +658,9 @@ impl Store for SqliteStore {
         let limit = codec::page_limit(limit, codec::DEFAULT_CLAIM, codec::MAX_CLAIM);
         let owner = owner.to_owned();
         let lease_until = codec::millis(lease_until);
-        self.write(move |conn| Box::pin(claim(conn, now, limit, owner, lease_until)))
+        // The scheduler decides on the claim while it commits its previous batch: answered
+        // before that commit runs.
+        self.write_last(move |conn| Box::pin(claim(conn, now, limit, owner, lease_until)))
             .await
     }
 
@@ -812,5 +846,83 @@ impl Store for SqliteStore {
         let limit = i64::from(limit);
         self.write(move |c| Box::pin(crate::report::sqlite::project(c, limit)))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    async fn select_one(conn: &mut SqliteConnection) -> Result<i64> {
+        let (one,): (i64,) = sqlx::query_as("SELECT 1").fetch_one(conn).await?;
+        Ok(one)
+    }
+
+    /// A request that asks to end its transaction (the scheduler's claim) is answered before a
+    /// request queued behind it runs, even one queued at the same time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_that_ends_its_transaction_is_not_held_up_by_later_ones() {
+        let dir = std::env::temp_dir().join(format!(
+            "doorstep-writer-{}-{}",
+            std::process::id(),
+            line!()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("w.db").display());
+        let store = Arc::new(
+            SqliteStore::open(&url, &ConnectOptions::default())
+                .await
+                .unwrap(),
+        );
+
+        // The writer is busy with a first request while the next two queue up behind it.
+        let (go_first, first_waits) = oneshot::channel::<()>();
+        let (go_later, later_waits) = oneshot::channel::<()>();
+        let first = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .write(move |c| {
+                        Box::pin(async move {
+                            let _ = first_waits.await;
+                            select_one(c).await
+                        })
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let claim = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move { store.write_last(|c| Box::pin(select_one(c))).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let later = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .write(move |c| {
+                        Box::pin(async move {
+                            let _ = later_waits.await;
+                            select_one(c).await
+                        })
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        go_first.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), 1);
+        // Answered while the request behind it still waits.
+        let answered = tokio::time::timeout(Duration::from_secs(10), claim).await;
+        assert_eq!(answered.expect("held up").unwrap().unwrap(), 1);
+        assert!(!later.is_finished());
+        go_later.send(()).unwrap();
+        assert_eq!(later.await.unwrap().unwrap(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
