@@ -14,7 +14,8 @@
 //! 1. registers `--templates` background tickets through the engine (dispatched, four timers each, all
 //!    due a week or more ahead), and the same in a second, small database;
 //! 2. copies those rows in SQL (fresh ids and seqs; the copies' JSON differs from their template only in
-//!    the id, and they are never read) up to `--open` less `--breaching` open tickets, and measures a
+//!    the id, and they are never read; their reporting rows are copied too, as the report projector
+//!    would have written them) up to `--open` less `--breaching` open tickets, and measures a
 //!    scheduler wake-up with nothing due (the earliest due timer, then an empty claim) on the small and
 //!    the large database in alternating rounds;
 //! 3. registers `--breaching` tickets through the engine under a manual clock so that their 24-hour
@@ -22,7 +23,9 @@
 //!    their warnings under the manual clock: half one timer at a time (the simpler design: read, decide,
 //!    commit per timer), half by the scheduler's batched round, for the baseline ratio;
 //! 4. starts the scheduler on the system clock and waits for every breach to escalate. Lateness is due
-//!    instant → commit, the commit instant taken when the engine publishes the commit's seq.
+//!    instant → commit, the commit instant taken when the engine publishes the commit's seq;
+//! 5. stops the scheduler and folds what the burst left of the event log into the reporting rows,
+//!    timed (the scheduler does this while idle, a report before it counts).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
