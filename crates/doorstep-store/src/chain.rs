@@ -45,3 +45,61 @@ impl Broken {
         }
     }
 }
+
+/// A batch's commits cut, in order, into runs that name each ticket at most once (a ticket's second
+/// commit goes in the next run, so that it sees its first), refusing a ticket's commits once one of
+/// it was not written. Both backends' `commit_all` drive it; `C` is a backend's prepared commit.
+pub(crate) struct Runs<C> {
+    run: Vec<(TicketId, Result<C>)>,
+    in_run: std::collections::HashSet<TicketId>,
+    broken: Broken,
+}
+
+impl<C> Runs<C> {
+    pub(crate) fn new() -> Self {
+        Runs {
+            run: Vec::new(),
+            in_run: std::collections::HashSet::new(),
+            broken: Broken::default(),
+        }
+    }
+
+    /// The run to commit (and [`noted`](Self::noted)) before a commit of `id` can be
+    /// [`push`](Self::push)ed, when the current run already names `id`.
+    pub(crate) fn cut_before(&mut self, id: &TicketId) -> Option<Vec<(TicketId, Result<C>)>> {
+        if !self.in_run.contains(id) {
+            return None;
+        }
+        self.in_run.clear();
+        Some(std::mem::take(&mut self.run))
+    }
+
+    /// Adds a commit to the current run, refused when an earlier commit of its ticket was not
+    /// written (a commit that failed before it was tried counts as not written).
+    pub(crate) fn push(&mut self, id: TicketId, commit: Result<C>) {
+        let commit = match self.broken.refusal(&id) {
+            Some(refused) => Err(refused),
+            None => commit,
+        };
+        match &commit {
+            Ok(_) => {
+                self.in_run.insert(id.clone());
+            }
+            Err(_) => self.broken.note(&id, &commit),
+        }
+        self.run.push((id, commit));
+    }
+
+    /// The last run, once every commit is pushed.
+    pub(crate) fn finish(&mut self) -> Vec<(TicketId, Result<C>)> {
+        self.in_run.clear();
+        std::mem::take(&mut self.run)
+    }
+
+    /// Notes the answers of a committed run, in the run's order.
+    pub(crate) fn noted<T>(&mut self, ids: &[TicketId], answers: &[Result<T>]) {
+        for (id, answer) in ids.iter().zip(answers) {
+            self.broken.note(id, answer);
+        }
+    }
+}

@@ -6,13 +6,13 @@
 //! wait on each other in a cycle. (A batch that took the counter at its first ticket and went on to
 //! lock more deadlocked against commands; see BENCHMARKS.md.)
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use doorstep_domain::TicketId;
 use sqlx::postgres::PgConnection;
 
 use super::{AppendGuard, PgStore, take_seqs};
-use crate::chain::Broken;
+use crate::chain::Runs;
 use crate::codec::{self, EventRow, TicketRow, TimerRow};
 use crate::{Commit, Result, StoreError, StoredEvent};
 
@@ -46,44 +46,28 @@ impl PgStore {
         commits: Vec<(TicketId, Result<Prepared<'_>>)>,
     ) -> Vec<Answer> {
         let mut answers = Vec::with_capacity(commits.len());
-        let mut run = Vec::new();
-        let mut in_run = HashSet::new();
-        let mut broken = Broken::default();
+        let mut runs = Runs::new();
         for (id, c) in commits {
-            if in_run.contains(&id) {
-                self.commit_run_noting(std::mem::take(&mut run), &mut answers, &mut broken)
-                    .await;
-                in_run.clear();
+            if let Some(run) = runs.cut_before(&id) {
+                self.commit_run_noting(run, &mut answers, &mut runs).await;
             }
-            let c = match broken.refusal(&id) {
-                Some(refused) => Err(refused),
-                None => c,
-            };
-            match &c {
-                Ok(_) => {
-                    in_run.insert(id.clone());
-                }
-                // Not even tried: its later commits are not either.
-                Err(_) => broken.note(&id, &c),
-            }
-            run.push((id, c));
+            runs.push(id, c);
         }
-        self.commit_run_noting(run, &mut answers, &mut broken).await;
+        let last = runs.finish();
+        self.commit_run_noting(last, &mut answers, &mut runs).await;
         answers
     }
 
     /// Commits a run, appends its answers, and notes the tickets it did not write.
-    async fn commit_run_noting(
+    async fn commit_run_noting<'c>(
         &self,
-        run: Vec<(TicketId, Result<Prepared<'_>>)>,
+        run: Vec<(TicketId, Result<Prepared<'c>>)>,
         answers: &mut Vec<Answer>,
-        broken: &mut Broken,
+        runs: &mut Runs<Prepared<'c>>,
     ) {
         let (ids, run): (Vec<TicketId>, Vec<_>) = run.into_iter().unzip();
         let done = self.commit_run_or_fail(run).await;
-        for (id, answer) in ids.iter().zip(&done) {
-            broken.note(id, answer);
-        }
+        runs.noted(&ids, &done);
         answers.extend(done);
     }
 

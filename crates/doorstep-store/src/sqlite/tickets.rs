@@ -8,13 +8,13 @@
 //! statement on its worker thread, so a statement costs a thread hand-off whatever its size: a
 //! scheduler batch of 500 escalations is about a dozen statements, not five thousand.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use doorstep_domain::{Event, TicketId};
 use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqliteConnection;
 
-use crate::chain::Broken;
+use crate::chain::Runs;
 use crate::codec::{self, EventRow, TicketRow, TimerRow, rows_per_statement};
 use crate::{Created, Result, StoreError, StoredEvent};
 
@@ -260,28 +260,15 @@ pub(super) async fn commit_all(
     commits: Vec<(TicketId, Result<CommitRows>)>,
 ) -> Result<Vec<Result<Vec<StoredEvent>>>> {
     let mut answers = Vec::with_capacity(commits.len());
-    let mut run = Vec::new();
-    let mut in_run = HashSet::new();
-    let mut broken = Broken::default();
+    let mut runs = Runs::new();
     for (id, c) in commits {
-        if in_run.contains(&id) {
-            commit_run(conn, std::mem::take(&mut run), &mut answers, &mut broken).await?;
-            in_run.clear();
+        if let Some(run) = runs.cut_before(&id) {
+            commit_run(conn, run, &mut answers, &mut runs).await?;
         }
-        let c = match broken.refusal(&id) {
-            Some(refused) => Err(refused),
-            None => c,
-        };
-        match &c {
-            Ok(_) => {
-                in_run.insert(id.clone());
-            }
-            // Not even tried: its later commits are not either.
-            Err(_) => broken.note(&id, &c),
-        }
-        run.push((id, c));
+        runs.push(id, c);
     }
-    commit_run(conn, run, &mut answers, &mut broken).await?;
+    let last = runs.finish();
+    commit_run(conn, last, &mut answers, &mut runs).await?;
     Ok(answers)
 }
 
@@ -290,13 +277,11 @@ async fn commit_run(
     conn: &mut SqliteConnection,
     run: Vec<(TicketId, Result<CommitRows>)>,
     answers: &mut Vec<Result<Vec<StoredEvent>>>,
-    broken: &mut Broken,
+    runs: &mut Runs<CommitRows>,
 ) -> Result<()> {
     let (ids, run): (Vec<TicketId>, Vec<_>) = run.into_iter().unzip();
     let done = commit_distinct(conn, run).await?;
-    for (id, answer) in ids.iter().zip(&done) {
-        broken.note(id, answer);
-    }
+    runs.noted(&ids, &done);
     answers.extend(done);
     Ok(())
 }
