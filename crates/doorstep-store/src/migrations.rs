@@ -123,6 +123,21 @@ impl Backend {
         }
     }
 
+    /// What a migration run did to `database`, from the versions applied before and after it.
+    pub(crate) fn report(
+        self,
+        database: String,
+        before: &BTreeSet<i64>,
+        after: &BTreeSet<i64>,
+    ) -> MigrationReport {
+        let describe = |v: &i64| (*v, self.describe(*v).to_owned());
+        MigrationReport {
+            database,
+            applied_now: after.difference(before).map(describe).collect(),
+            already_applied: before.iter().map(describe).collect(),
+        }
+    }
+
     pub(crate) fn describe(self, version: i64) -> &'static str {
         self.embedded()
             .iter()

@@ -11,9 +11,10 @@ use std::collections::HashMap;
 use doorstep_domain::TicketId;
 use sqlx::postgres::PgConnection;
 
-use super::{AppendGuard, PgStore, take_seqs};
-use crate::chain::Runs;
-use crate::codec::{self, EventRow, TicketRow, TimerRow};
+use super::PgStore;
+use super::tickets::{AppendGuard, take_seqs};
+use crate::common::chain::Runs;
+use crate::common::codec::{self, EventRow, TicketRow, TimerRow};
 use crate::{Commit, Result, StoreError, StoredEvent};
 
 /// A commit with its rows built.
@@ -40,7 +41,7 @@ impl PgStore {
     /// Each commit standing alone, one answer per commit in order. The commits are cut, in order,
     /// into runs that name each ticket at most once; a ticket's second commit sees its first. A
     /// database error fails the commits of its run. A ticket's commit after one of it that was not
-    /// written is not tried ([`crate::chain`]).
+    /// written is not tried ([`crate::common::chain`]).
     pub(super) async fn commit_runs(
         &self,
         commits: Vec<(TicketId, Result<Prepared<'_>>)>,
@@ -311,7 +312,7 @@ impl PgStore {
                 "INSERT INTO timers (ticket_id, clock, unit, threshold, due_at, due_exact) \
                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
                      $5::bigint[], $6::text[]) {}",
-                crate::sql::ON_TIMER_CONFLICT
+                crate::common::sql::ON_TIMER_CONFLICT
             );
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(written.iter().map(|(id, _)| *id).collect::<Vec<_>>())

@@ -14,8 +14,8 @@ use doorstep_domain::{Event, TicketId};
 use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqliteConnection;
 
-use crate::chain::Runs;
-use crate::codec::{self, EventRow, TicketRow, TimerRow, rows_per_statement};
+use crate::common::chain::Runs;
+use crate::common::codec::{self, EventRow, TicketRow, TimerRow, rows_per_statement};
 use crate::{Created, Result, StoreError, StoredEvent};
 
 pub(super) struct NewRows {
@@ -128,7 +128,7 @@ async fn upsert_timers(conn: &mut SqliteConnection, rows: &[(&str, &TimerRow)]) 
         let sql = format!(
             "INSERT INTO timers (ticket_id, clock, unit, threshold, due_at, due_exact) VALUES {} {}",
             codec::anonymous_values(chunk.len(), 6),
-            crate::sql::ON_TIMER_CONFLICT
+            crate::common::sql::ON_TIMER_CONFLICT
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for (id, t) in chunk {
@@ -186,7 +186,7 @@ pub(super) async fn create(conn: &mut SqliteConnection, new: NewRows) -> Result<
         .await?;
         return Ok(Created::Existing(Box::new(codec::ticket_from_json(&json)?)));
     }
-    let (seq,): (i64,) = sqlx::query_as(crate::sql::INSERT_TICKET_SQLITE)
+    let (seq,): (i64,) = sqlx::query_as(crate::common::sql::sqlite::INSERT_TICKET)
         .bind(&row.id)
         .bind(row.source)
         .bind(&row.external_ref)
@@ -215,7 +215,7 @@ pub(super) async fn create(conn: &mut SqliteConnection, new: NewRows) -> Result<
 }
 
 fn already(e: sqlx::Error, id: &str) -> StoreError {
-    if crate::error::is_unique_violation(&e) {
+    if crate::common::error::is_unique_violation(&e) {
         StoreError::AlreadyExists(format!("ticket {id}"))
     } else {
         e.into()
@@ -254,7 +254,7 @@ pub(super) async fn commit(conn: &mut SqliteConnection, c: CommitRows) -> Result
 /// The commits are cut, in order, into runs that name each ticket at most once, and each run goes
 /// through [`commit_distinct`], a statement per table: a ticket's second commit sees its first, and
 /// events keep the commits' order (a scheduler catching up after downtime fires in due order). A
-/// ticket's commit after one of it that was not written is not tried ([`crate::chain`]).
+/// ticket's commit after one of it that was not written is not tried ([`crate::common::chain`]).
 pub(super) async fn commit_all(
     conn: &mut SqliteConnection,
     commits: Vec<(TicketId, Result<CommitRows>)>,
@@ -406,9 +406,9 @@ async fn update_projections(
     for chunk in writing.chunks(rows_per_statement(9)) {
         let sql = format!(
             "{} {} {}",
-            crate::sql::UPDATE_TICKETS_SQLITE.0,
+            crate::common::sql::sqlite::UPDATE_TICKETS.0,
             codec::anonymous_values(chunk.len(), 9),
-            crate::sql::UPDATE_TICKETS_SQLITE.1
+            crate::common::sql::sqlite::UPDATE_TICKETS.1
         );
         let mut q = sqlx::query_as::<_, (String, String, i64, String, String)>(AssertSqlSafe(sql));
         for (_, c) in chunk {

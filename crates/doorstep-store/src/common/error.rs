@@ -25,3 +25,11 @@ impl From<serde_json::Error> for StoreError {
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
+
+/// What the database said, without sqlx's wrapping: for one-line configuration errors.
+pub(crate) fn message(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        other => other.to_string(),
+    }
+}

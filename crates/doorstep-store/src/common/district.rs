@@ -5,7 +5,7 @@ use doorstep_domain::{
     UnitCode,
 };
 
-use crate::codec::parse_name;
+use crate::common::codec::parse_name;
 use crate::{ImportCounts, Result, StoreError};
 
 #[derive(Debug, Clone)]

@@ -1,0 +1,340 @@
+//! The reporting rows of one ticket, and how the projector folds events into them.
+
+use chrono::{DateTime, Utc};
+use doorstep_domain::{Change, ClockKind, Event, Satisfaction, Ticket};
+
+use crate::Result;
+use crate::common::codec::millis;
+
+/// The per-ticket facts row, as a fold over the ticket's events.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Facts {
+    pub(crate) ticket_id: String,
+    pub(crate) node_path: String,
+    pub(crate) level: String,
+    pub(crate) category: String,
+    pub(crate) created_at: i64,
+    pub(crate) first_dispatch_at: Option<i64>,
+    pub(crate) ack_on_time: bool,
+    pub(crate) ack_pending_due: Option<i64>,
+    pub(crate) first_resolved_at: Option<i64>,
+    pub(crate) resolved_on_time: bool,
+    pub(crate) resolve_ms: Option<i64>,
+    pub(crate) resolve_breached: bool,
+    pub(crate) merged_at: Option<i64>,
+    pub(crate) due_now: Option<i64>,
+    pub(crate) open_since: Option<i64>,
+}
+
+/// An event counted per window.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Mark {
+    pub(crate) seq: i64,
+    pub(crate) kind: i32,
+    pub(crate) at: i64,
+    pub(crate) satisfied: bool,
+    pub(crate) solved: bool,
+}
+
+pub(super) const MARK_ESCALATION: i32 = 1;
+pub(super) const MARK_CALLBACK: i32 = 2;
+
+/// A change to the ticket's `report_overdue` rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum OverdueOp {
+    /// The open row ends here (it was overdue for a while).
+    Close { ends: i64 },
+    /// The open row never became overdue: delete it.
+    Drop,
+    /// A new running deadline: overdue from `since` on.
+    Open { since: i64 },
+}
+
+impl Facts {
+    /// The facts of a ticket right after its CREATED event (`None` for any other event).
+    pub(crate) fn created(node_path: &str, event: &Event) -> Option<Facts> {
+        let Change::Created {
+            id, intake, level, ..
+        } = &event.change
+        else {
+            return None;
+        };
+        Some(Facts {
+            ticket_id: id.as_str().to_owned(),
+            node_path: node_path.to_owned(),
+            level: level.as_str().to_owned(),
+            category: intake.category.as_str().to_owned(),
+            created_at: millis(event.at),
+            first_dispatch_at: None,
+            ack_on_time: false,
+            ack_pending_due: None,
+            first_resolved_at: None,
+            resolved_on_time: false,
+            resolve_ms: None,
+            resolve_breached: false,
+            merged_at: None,
+            due_now: None,
+            open_since: None,
+        })
+    }
+
+    pub(super) fn dispatched(&mut self, at: i64, due: DateTime<Utc>) {
+        if self.first_dispatch_at.is_none() {
+            self.first_dispatch_at = Some(at);
+            self.ack_pending_due = Some(millis(due));
+        } else {
+            // Another dispatch before the first was signed for: the first one was not.
+            self.ack_pending_due = None;
+        }
+    }
+
+    /// Folds one event; counted events are pushed to `marks`.
+    pub(crate) fn apply(&mut self, seq: i64, event: &Event, marks: &mut Vec<Mark>) {
+        let at = millis(event.at);
+        match &event.change {
+            Change::DispatchedTo { acknowledge, .. } => self.dispatched(at, acknowledge.due_at),
+            Change::Escalated { dispatch, .. } => {
+                if let Some(d) = dispatch {
+                    self.dispatched(at, d.acknowledge.due_at);
+                }
+                marks.push(Mark {
+                    seq,
+                    kind: MARK_ESCALATION,
+                    at,
+                    satisfied: false,
+                    solved: false,
+                });
+            }
+            Change::Acknowledged { .. } => {
+                if let Some(due) = self.ack_pending_due.take() {
+                    self.ack_on_time = at < due;
+                }
+            }
+            Change::ReturnedByUnit { .. } => self.ack_pending_due = None,
+            Change::Breached {
+                clock: ClockKind::Resolve,
+                ..
+            } if self.first_resolved_at.is_none() => self.resolve_breached = true,
+            Change::ResolvedByUnit { .. } if self.first_resolved_at.is_none() => {
+                self.first_resolved_at = Some(at);
+                self.resolved_on_time = !self.resolve_breached;
+                self.resolve_ms = Some(at - self.created_at);
+            }
+            Change::CallbackRecorded {
+                satisfaction,
+                matter_solved,
+                ..
+            } if *satisfaction != Satisfaction::NoAnswer => marks.push(Mark {
+                seq,
+                kind: MARK_CALLBACK,
+                at,
+                satisfied: satisfaction.is_satisfied(),
+                solved: *matter_solved,
+            }),
+            Change::MergedInto { .. } if self.merged_at.is_none() => self.merged_at = Some(at),
+            _ => {}
+        }
+    }
+
+    /// The ticket's running resolve deadline is `due` from instant `at` on.
+    pub(crate) fn deadline(&mut self, at: i64, due: Option<i64>, ops: &mut Vec<OverdueOp>) {
+        if self.due_now == due {
+            return;
+        }
+        if let Some(since) = self.open_since.take() {
+            ops.push(if since < at {
+                OverdueOp::Close { ends: at }
+            } else {
+                OverdueOp::Drop
+            });
+        }
+        if let Some(due) = due {
+            let since = due.max(at);
+            self.open_since = Some(since);
+            ops.push(OverdueOp::Open { since });
+        }
+        self.due_now = due;
+    }
+}
+
+/// Every row of one ticket from its whole history.
+pub(crate) fn fold(
+    node_path: &str,
+    events: &[(i64, Event)],
+) -> Option<(Facts, Vec<Mark>, Vec<OverdueOp>)> {
+    let ((_, first), _) = events.split_first()?;
+    let mut facts = Facts::created(node_path, first)?;
+    let mut ticket = Ticket::from_created(first).ok()?;
+    let mut marks = Vec::new();
+    let mut ops = Vec::new();
+    for (i, (seq, event)) in events.iter().enumerate() {
+        if i > 0 {
+            ticket.apply(event);
+        }
+        facts.apply(*seq, event, &mut marks);
+        facts.deadline(
+            millis(event.at),
+            ticket.resolve_due_at().map(millis),
+            &mut ops,
+        );
+    }
+    Some((facts, marks, ops))
+}
+
+pub(super) fn bool_int(b: bool) -> i32 {
+    i32::from(b)
+}
+
+/// `ticket_id` then [`FACTS_COLUMNS`].
+pub(super) type FactsRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    i32,
+    Option<i64>,
+    Option<i64>,
+    i32,
+    Option<i64>,
+    i32,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+pub(super) fn facts_from_row(r: FactsRow) -> Facts {
+    Facts {
+        ticket_id: r.0,
+        node_path: r.1,
+        level: r.2,
+        category: r.3,
+        created_at: r.4,
+        first_dispatch_at: r.5,
+        ack_on_time: r.6 != 0,
+        ack_pending_due: r.7,
+        first_resolved_at: r.8,
+        resolved_on_time: r.9 != 0,
+        resolve_ms: r.10,
+        resolve_breached: r.11 != 0,
+        merged_at: r.12,
+        due_now: r.13,
+        open_since: r.14,
+    }
+}
+
+/// One ticket's events read from the log by the projector, in seq order.
+pub(super) struct Projecting {
+    pub(super) ticket_id: String,
+    /// The ticket's node path when its events were appended (a new facts row takes it).
+    pub(super) node_path: String,
+    pub(super) events: Vec<Logged>,
+}
+
+/// One event of the log as the projector reads it.
+pub(super) struct Logged {
+    pub(super) seq: i64,
+    pub(super) event: Event,
+    /// On the last event a commit appended: the commit's instant and the ticket's running resolve
+    /// deadline after it, in epoch milliseconds.
+    pub(super) commit: Option<(i64, Option<i64>)>,
+}
+
+/// `(seq, ticket_id, node_path, payload, commit_at, resolve_due)`.
+pub(super) type LoggedRow = (i64, String, String, String, Option<i64>, Option<i64>);
+
+/// The log's rows grouped by ticket, in the order of each ticket's first event; the last seq read.
+pub(super) fn group(rows: Vec<LoggedRow>) -> Result<(Vec<Projecting>, i64)> {
+    let mut tickets: Vec<Projecting> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut last = 0;
+    for (seq, ticket_id, node_path, payload, commit_at, resolve_due) in rows {
+        last = seq;
+        let event = serde_json::from_str::<Event>(&payload)?;
+        let logged = Logged {
+            seq,
+            event,
+            commit: commit_at.map(|at| (at, resolve_due)),
+        };
+        match index.get(&ticket_id) {
+            Some(&i) => tickets[i].events.push(logged),
+            None => {
+                index.insert(ticket_id.clone(), tickets.len());
+                tickets.push(Projecting {
+                    ticket_id,
+                    node_path,
+                    events: vec![logged],
+                });
+            }
+        }
+    }
+    Ok((tickets, last))
+}
+
+/// One ticket's report rows to write.
+pub(super) struct TicketRows {
+    pub(super) facts: Facts,
+    /// How its facts row changed.
+    pub(super) change: FactsChange,
+    pub(super) marks: Vec<Mark>,
+    pub(super) ops: Vec<OverdueOp>,
+}
+
+/// How a ticket's facts row changed, which decides the statement that writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FactsChange {
+    None,
+    /// Only columns no index covers (the running deadline and the pending sign-for): an `UPDATE`
+    /// of those alone leaves the row's four index entries as they are.
+    Unindexed,
+    /// A new row, or an indexed column changed: the whole row is upserted.
+    Whole,
+}
+
+impl Facts {
+    /// How `self` differs from the row as stored (`None`: no row yet).
+    pub(super) fn change_from(&self, stored: Option<&Facts>) -> FactsChange {
+        let Some(stored) = stored else {
+            return FactsChange::Whole;
+        };
+        // `self` with the stored values of the columns no index covers.
+        let indexed_alike = Facts {
+            ack_pending_due: stored.ack_pending_due,
+            resolve_breached: stored.resolve_breached,
+            due_now: stored.due_now,
+            open_since: stored.open_since,
+            ..self.clone()
+        };
+        if self == stored {
+            FactsChange::None
+        } else if indexed_alike == *stored {
+            FactsChange::Unindexed
+        } else {
+            FactsChange::Whole
+        }
+    }
+}
+
+/// What a ticket's overdue operations, applied in order, do to its rows: what becomes of the stored
+/// open interval (a close or a drop), and the new intervals `(since, ends)`.
+pub(super) fn settle(ops: &[OverdueOp]) -> (Option<OverdueOp>, Vec<(i64, Option<i64>)>) {
+    let mut stored = None;
+    let mut new: Vec<(i64, Option<i64>)> = Vec::new();
+    for op in ops {
+        let open_new = new.last().is_some_and(|(_, ends)| ends.is_none());
+        match *op {
+            OverdueOp::Open { since } => new.push((since, None)),
+            OverdueOp::Close { ends } if open_new => {
+                if let Some(last) = new.last_mut() {
+                    last.1 = Some(ends);
+                }
+            }
+            OverdueOp::Drop if open_new => {
+                new.pop();
+            }
+            OverdueOp::Close { .. } | OverdueOp::Drop => stored = Some(*op),
+        }
+    }
+    (stored, new)
+}
