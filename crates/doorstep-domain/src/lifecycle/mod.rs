@@ -24,9 +24,10 @@ use crate::event::{Change, Event};
 use crate::ids::{
     Actor, InvalidField, MAX_TEXT_CHARS, TicketId, UnitCode, optional_text, required_text,
 };
+use crate::intake::Intake;
 use crate::ladder::{ClockKind, Level, Satisfaction, Status};
 use crate::policy::Policy;
-use crate::ticket::{Intake, Ticket};
+use crate::ticket::Ticket;
 
 /// The most units one whistle may call in.
 pub const MAX_WHISTLE_UNITS: usize = 20;

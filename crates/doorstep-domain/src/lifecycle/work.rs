@@ -4,10 +4,10 @@
 use std::collections::BTreeSet;
 
 use super::{ActionError, Decision, MAX_WHISTLE_UNITS, optional_reason, reason};
-use crate::event::Change;
+use crate::event::{Change, CoHandler};
 use crate::ids::{InvalidField, MAX_TEXT_CHARS, UnitCode, optional_text, required_text};
 use crate::ladder::{Satisfaction, Status};
-use crate::ticket::{CoHandler, Ticket};
+use crate::ticket::Ticket;
 
 impl Ticket {
     /// 派单: to a unit other than the current lead, with its sign-for clock from now.
