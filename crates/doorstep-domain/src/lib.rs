@@ -15,7 +15,7 @@ pub use doorstep_calendar as calendar;
 
 pub mod clock;
 pub mod deadline;
-pub mod district;
+pub mod district_file;
 pub mod event;
 pub mod ids;
 pub mod intake;
@@ -27,7 +27,7 @@ pub mod tree;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deadline::{AcknowledgeClock, Reckoner, ResolveClock, ReviewClock};
-pub use district::{DistrictError, Route};
+pub use district_file::DistrictError;
 pub use event::{Change, CoHandler, Dispatch, Event, ReportInClock};
 pub use ids::{Actor, Category, InvalidField, NodeCode, TicketId, UnitCode};
 pub use intake::{Caller, Intake};
@@ -35,4 +35,4 @@ pub use ladder::{Channel, ClockKind, Level, Satisfaction, Status, Tier};
 pub use lifecycle::{ActionError, Command, Context, Registration, register};
 pub use policy::{Limit, Policy, PolicyError};
 pub use ticket::{Threshold, Ticket, Timer, replay};
-pub use tree::{CatalogueEntry, District, Jurisdiction, Node, NodeKind, Person, Unit};
+pub use tree::{CatalogueEntry, District, Jurisdiction, Node, NodeKind, Person, Route, Unit};
