@@ -22,6 +22,7 @@ pub mod intake;
 pub mod ladder;
 pub mod lifecycle;
 pub mod policy;
+pub mod sla_facts;
 pub mod ticket;
 pub mod tree;
 
@@ -34,5 +35,6 @@ pub use intake::{Caller, Intake};
 pub use ladder::{Channel, ClockKind, Level, Satisfaction, Status, Tier};
 pub use lifecycle::{ActionError, Command, Context, Registration, register};
 pub use policy::{Limit, Policy, PolicyError};
+pub use sla_facts::{Mark, MarkKind, OverdueOp, SlaFacts};
 pub use ticket::{Threshold, Ticket, Timer, replay};
 pub use tree::{CatalogueEntry, District, Jurisdiction, Node, NodeKind, Person, Route, Unit};
