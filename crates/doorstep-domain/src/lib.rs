@@ -1,15 +1,28 @@
 //! The pure core of doorstep: the four-level response ladder of LADDER.md, with no I/O and no async.
 //!
+//! The words and the rules:
 //! - [`ladder`]: the words (levels, statuses, channels, callbacks, owner tiers, clocks);
 //! - [`ids`]: codes and free text, parsed once at the edge;
 //! - [`policy`]: every limit, read from the policy file, with LADDER.md's defaults built in;
 //! - [`deadline`]: deadline arithmetic on both clocks (clock hours, working days), pauses, extensions,
 //!   warnings;
-//! - [`tree`]: the jurisdiction tree, units and responsibility boards;
-//! - [`ticket`] and [`event`]: a ticket is a fold over its append-only events (`replay(events) == state`);
-//! - [`lifecycle`]: every action as a decision that yields events or a typed error naming the state.
+//! - [`clock`]: injected time, a manual clock for tests and simulations.
 //!
-//! The working-day calendar is its own crate, [`doorstep_calendar`], re-exported as [`calendar`].
+//! The district:
+//! - [`tree`]: the jurisdiction tree, units, responsibility boards and dispatch catalogue, with the
+//!   lookups on a district (where a ticket goes, who owns a rung, the case owner);
+//! - [`district_file`]: the district's TOML file format, read with every check and written back.
+//!
+//! The ticket:
+//! - [`intake`]: what intake registers (the resident's request, the caller), checked at the edge;
+//! - [`event`]: the append-only history, one event per change, carrying every figure a fold needs;
+//! - [`ticket`]: a ticket as the fold of its events (`replay(events) == state`), and the timers it arms;
+//! - [`lifecycle`]: every action as a decision that yields events or a typed error naming the state;
+//! - [`sla_facts`]: the reporting definitions (on time, breached, overdue) as a fold of the events.
+//!
+//! Dependencies run one way: `ticket` folds `event`s, which carry an `intake`; `lifecycle` decides on
+//! a `ticket`; `sla_facts` reads both. The working-day calendar is its own crate,
+//! [`doorstep_calendar`], re-exported as [`calendar`].
 
 pub use doorstep_calendar as calendar;
 
