@@ -1,9 +1,10 @@
-//! The pure core of doorstep: the four-level response ladder of LADDER.md, with no I/O and no async.
+//! The pure core of doorstep: the four-level response ladder of docs/LADDER.md, with no I/O and no
+//! async.
 //!
 //! The words and the rules:
 //! - [`ladder`]: the words (levels, statuses, channels, callbacks, owner tiers, clocks);
 //! - [`ids`]: codes and free text, parsed once at the edge;
-//! - [`policy`]: every limit, read from the policy file, with LADDER.md's defaults built in;
+//! - [`policy`]: every limit, read from the policy file, with docs/LADDER.md's defaults built in;
 //! - [`deadline`]: deadline arithmetic on both clocks (clock hours, working days), pauses, extensions,
 //!   warnings;
 //! - [`clock`]: injected time, a manual clock for tests and simulations.

@@ -1,5 +1,5 @@
-//! The lifecycle as a state machine: every action of LADDER.md validates against the ticket's current
-//! state and yields events, or a typed error that names the state.
+//! The lifecycle as a state machine: every action of docs/LADDER.md validates against the ticket's
+//! current state and yields events, or a typed error that names the state.
 //!
 //! [`Ticket::decide`] hands each command to the rule for it, grouped by subject:
 //! - `work`: the main path, from dispatch through sign-for, whistle and report-in to resolution,
