@@ -1,12 +1,13 @@
-//! The append-only history: every change to a ticket is one event.
+//! The append-only history: every change to a ticket is one event, carrying every figure a later fold
+//! needs (a dispatch with its sign-for clock, the units a whistle called in, re-timed clocks).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::deadline::{AcknowledgeClock, ResolveClock, ReviewClock};
 use crate::ids::{Actor, TicketId, UnitCode};
+use crate::intake::Intake;
 use crate::ladder::{ClockKind, Level, Satisfaction, Status};
-use crate::ticket::{CoHandler, Intake};
 
 /// One recorded change: when, by whom, and what.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -161,6 +162,15 @@ pub enum Change {
 pub struct ReportInClock {
     pub unit: UnitCode,
     pub clock: AcknowledgeClock,
+}
+
+/// A unit called in by a whistle (吹哨), and whether it has reported in (报到).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoHandler {
+    pub unit: UnitCode,
+    pub called_at: DateTime<Utc>,
+    pub report_in: AcknowledgeClock,
+    pub reported_in_at: Option<DateTime<Utc>>,
 }
 
 /// A unit taking the lead, with its sign-for clock.

@@ -1,4 +1,5 @@
-//! The policy: every limit of the ladder, read from the TOML format of LADDER.md ("The policy file").
+//! The policy: every limit of the ladder, read from the TOML format of docs/LADDER.md ("The policy
+//! file").
 //!
 //! Operators write only what they change; every key missing from a file takes the built-in default
 //! ([`DEFAULT_POLICY_TOML`]). Unknown keys and unparsable values are rejected with the key's name.
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ladder::{Level, Tier};
 
-/// The defaults the engine ships, as LADDER.md states them.
+/// The defaults the engine ships, as docs/LADDER.md states them.
 pub const DEFAULT_POLICY_TOML: &str = r#"time_zone = "Asia/Shanghai"
 warning_share = 0.75            # yellow card when this share of the allowed time has passed
 acknowledge_within = "2h"       # sign-for limit after dispatch (and a whistled unit's report-in limit)
@@ -178,7 +179,7 @@ pub enum PolicyError {
 }
 
 impl Policy {
-    /// The built-in defaults of LADDER.md.
+    /// The built-in defaults of docs/LADDER.md.
     pub fn builtin() -> Policy {
         #[allow(clippy::expect_used)]
         Policy::parse(DEFAULT_POLICY_TOML, None).expect("the built-in policy is valid")

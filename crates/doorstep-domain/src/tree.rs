@@ -1,5 +1,7 @@
 //! The jurisdiction tree (district → street office → community → compound or grid → building), the
-//! units that handle tickets, and the compounds' published responsibility boards.
+//! units that handle tickets, the compounds' published responsibility boards, and a whole district
+//! (tree and dispatch catalogue) with the lookups made on it: where a ticket goes, who owns a rung of
+//! the ladder, who the case owner is. Its file format is [`crate::district_file`].
 
 use std::collections::BTreeMap;
 
@@ -245,6 +247,77 @@ pub struct CatalogueEntry {
 pub struct District {
     pub jurisdiction: Jurisdiction,
     pub catalogue: Vec<CatalogueEntry>,
+}
+
+/// The board role that names the district's case owner (包案领导); matched ignoring case, and
+/// "包案领导" is accepted too.
+pub const CASE_OWNER_ROLE: &str = "case owner";
+
+/// Where a ticket of some category located at some node goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route<'a> {
+    /// The catalogue entry that applies: the one whose subtree is deepest, else the one for everywhere.
+    pub entry: &'a CatalogueEntry,
+    /// The entry's lead unit (主办), or the community workers assigned to the ticket's compound.
+    pub lead_unit: &'a Unit,
+}
+
+impl District {
+    /// The catalogue entry for `category` that applies at `node`, and its lead unit. `None` when the
+    /// node is not in the tree, no entry applies, or no lead unit can be found.
+    ///
+    /// An entry without a lead unit goes to the non-department unit on the ticket's compound (or grid);
+    /// a ticket located above any compound goes to the unit of the nearest owner node above it.
+    pub fn route(&self, category: &Category, node: &NodeCode) -> Option<Route<'_>> {
+        let chain = self.jurisdiction.ancestry(node);
+        if chain.is_empty() {
+            return None;
+        }
+        // Distance up the chain from the ticket's node; an entry for everywhere is the farthest.
+        let (_, entry) = self
+            .catalogue
+            .iter()
+            .filter(|e| &e.category == category)
+            .filter_map(|e| match &e.node {
+                None => Some((chain.len(), e)),
+                Some(root) => chain
+                    .iter()
+                    .position(|n| &n.code == root)
+                    .map(|distance| (distance, e)),
+            })
+            .min_by_key(|(distance, _)| *distance)?;
+        let lead_unit = match &entry.lead_unit {
+            Some(code) => self.jurisdiction.unit(code)?,
+            None => chain
+                .iter()
+                .filter(|n| n.kind.tier().is_some())
+                .find_map(|n| self.jurisdiction.units_at(&n.code).first().copied())?,
+        };
+        Some(Route { entry, lead_unit })
+    }
+
+    /// The non-department unit on the owner node of `tier` above (or at) `node`: the compound's
+    /// workers, the community, the street office or the district office. The first by code if several.
+    pub fn owner_unit(&self, node: &NodeCode, tier: Tier) -> Option<&Unit> {
+        let owner = self.jurisdiction.owner_node(node, tier)?;
+        self.jurisdiction.units_at(&owner.code).first().copied()
+    }
+
+    /// The district's case owner (包案领导): the first person on the district node's board whose role is
+    /// [`CASE_OWNER_ROLE`].
+    pub fn case_owner(&self) -> Option<String> {
+        self.jurisdiction
+            .nodes()
+            .filter(|n| n.kind == NodeKind::District)
+            .flat_map(|n| &n.board)
+            .find(|p| is_case_owner(&p.role))
+            .map(|p| p.name.clone())
+    }
+}
+
+fn is_case_owner(role: &str) -> bool {
+    let role = role.trim();
+    role.eq_ignore_ascii_case(CASE_OWNER_ROLE) || role == "包案领导"
 }
 
 /// The separator of [`Jurisdiction::node_path`]; codes never contain it.

@@ -1,4 +1,4 @@
-//! The lifecycle of LADDER.md, action by action, with the deadlines each one sets.
+//! The lifecycle of docs/LADDER.md, action by action, with the deadlines each one sets.
 
 mod common;
 
@@ -196,8 +196,8 @@ fn suspending_a_clock_hour_ticket_adds_the_paused_time() {
 
 #[test]
 fn a_weekend_pause_moves_a_working_day_deadline_by_its_working_hours() {
-    // LADDER.md: paused Friday 17:00 → Monday 09:00 over a weekend: 16 hours of working-day time move the
-    // deadline 16 working-day hours later.
+    // docs/LADDER.md: paused Friday 17:00 → Monday 09:00 over a weekend: 16 hours of working-day time
+    // move the deadline 16 working-day hours later.
     let w = World::new();
     let (t, mut h) = w.register(Level::Difficult, at("2026-03-04T11:00:00+08:00")); // Wednesday
     let due = t.resolve.as_ref().unwrap().due_at;

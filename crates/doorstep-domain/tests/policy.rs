@@ -1,4 +1,4 @@
-//! The policy file: LADDER.md's defaults, partial files, and errors that name the key.
+//! The policy file: docs/LADDER.md's defaults, partial files, and errors that name the key.
 
 use doorstep_domain::{Level, Limit, Policy, Tier};
 

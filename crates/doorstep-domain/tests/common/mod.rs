@@ -1,4 +1,5 @@
-//! Shared set-up for the domain's tests: LADDER.md's policy, the official calendar, a compound's ticket.
+//! Shared set-up for the domain's tests: docs/LADDER.md's policy, the official calendar, a compound's
+//! ticket.
 #![allow(dead_code, unreachable_pub)]
 
 use chrono::{DateTime, FixedOffset, Utc};
