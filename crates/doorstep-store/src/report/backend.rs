@@ -15,7 +15,7 @@ use super::sql::{
 };
 use super::{ReportCounts, ReportQuery};
 use crate::Result;
-use crate::common::codec::{MAX_PARAMS, millis, rows_per_statement};
+use crate::common::codec::{MAX_PARAMS, from_millis, millis, rows_per_statement};
 
 /// The same code for both backends: only the connection type and one SQL spelling differ.
 macro_rules! backend {
@@ -262,20 +262,23 @@ macro_rules! backend {
                             }
                         },
                     };
+                    let mut sla = facts.sla()?;
                     let mut marks = Vec::new();
                     let mut ops = Vec::new();
                     for e in &t.events {
-                        facts.apply(e.seq, &e.event, &mut marks);
+                        sla.apply(e.seq, &e.event, &mut marks);
                         if let Some((at, due)) = e.commit {
-                            facts.deadline(at, due, &mut ops);
+                            let due = due.map(from_millis).transpose()?;
+                            sla.deadline(from_millis(at)?, due, &mut ops);
                         }
                     }
+                    facts = facts.with(&sla);
                     let change = facts.change_from(before.as_ref());
                     rows.push(TicketRows {
                         facts,
                         change,
-                        marks,
-                        ops,
+                        marks: marks.iter().map(Mark::row).collect(),
+                        ops: ops.iter().map(OverdueOp::row).collect(),
                     });
                 }
                 write(conn, &rows).await?;

@@ -1,12 +1,14 @@
-//! The reporting rows of one ticket, and how the projector folds events into them.
+//! The reporting rows of one ticket: the domain's SLA facts ([`doorstep_domain::sla_facts`], the
+//! reporting definitions) as rows in epoch milliseconds, with the columns reports group by; and the
+//! log as the projector reads it.
 
-use chrono::{DateTime, Utc};
-use doorstep_domain::{Change, ClockKind, Event, Satisfaction, Ticket};
+use doorstep_domain::sla_facts::{self, MarkKind, SlaFacts};
+use doorstep_domain::{Change, Event};
 
 use crate::Result;
-use crate::common::codec::millis;
+use crate::common::codec::{from_millis, millis};
 
-/// The per-ticket facts row, as a fold over the ticket's events.
+/// A ticket's `report_facts` row.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Facts {
     pub(crate) ticket_id: String,
@@ -26,7 +28,7 @@ pub(crate) struct Facts {
     pub(crate) open_since: Option<i64>,
 }
 
-/// An event counted per window.
+/// A `report_marks` row: an event counted per window.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Mark {
     pub(crate) seq: i64,
@@ -39,7 +41,7 @@ pub(crate) struct Mark {
 pub(super) const MARK_ESCALATION: i32 = 1;
 pub(super) const MARK_CALLBACK: i32 = 2;
 
-/// A change to the ticket's `report_overdue` rows.
+/// A change to the ticket's `report_overdue` rows ([`sla_facts::OverdueOp`] in epoch milliseconds).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum OverdueOp {
     /// The open row ends here (it was overdue for a while).
@@ -51,7 +53,7 @@ pub(crate) enum OverdueOp {
 }
 
 impl Facts {
-    /// The facts of a ticket right after its CREATED event (`None` for any other event).
+    /// The row of a ticket right after its CREATED event (`None` for any other event).
     pub(crate) fn created(node_path: &str, event: &Event) -> Option<Facts> {
         let Change::Created {
             id, intake, level, ..
@@ -59,126 +61,112 @@ impl Facts {
         else {
             return None;
         };
-        Some(Facts {
-            ticket_id: id.as_str().to_owned(),
-            node_path: node_path.to_owned(),
-            level: level.as_str().to_owned(),
-            category: intake.category.as_str().to_owned(),
-            created_at: millis(event.at),
-            first_dispatch_at: None,
-            ack_on_time: false,
-            ack_pending_due: None,
-            first_resolved_at: None,
-            resolved_on_time: false,
-            resolve_ms: None,
-            resolve_breached: false,
-            merged_at: None,
-            due_now: None,
-            open_since: None,
+        let sla = SlaFacts::created(event)?;
+        Some(Facts::of(
+            id.as_str().to_owned(),
+            node_path.to_owned(),
+            level.as_str().to_owned(),
+            intake.category.as_str().to_owned(),
+            &sla,
+        ))
+    }
+
+    fn of(
+        ticket_id: String,
+        node_path: String,
+        level: String,
+        category: String,
+        sla: &SlaFacts,
+    ) -> Facts {
+        Facts {
+            ticket_id,
+            node_path,
+            level,
+            category,
+            created_at: millis(sla.created_at),
+            first_dispatch_at: sla.first_dispatch_at.map(millis),
+            ack_on_time: sla.ack_on_time,
+            ack_pending_due: sla.ack_pending_due.map(millis),
+            first_resolved_at: sla.first_resolved_at.map(millis),
+            resolved_on_time: sla.resolved_on_time,
+            resolve_ms: sla.resolve_ms,
+            resolve_breached: sla.resolve_breached,
+            merged_at: sla.merged_at.map(millis),
+            due_now: sla.due_now.map(millis),
+            open_since: sla.open_since.map(millis),
+        }
+    }
+
+    /// The same ticket's row with the facts `sla`.
+    pub(super) fn with(&self, sla: &SlaFacts) -> Facts {
+        Facts::of(
+            self.ticket_id.clone(),
+            self.node_path.clone(),
+            self.level.clone(),
+            self.category.clone(),
+            sla,
+        )
+    }
+
+    /// The facts this row holds, to fold more events into.
+    pub(super) fn sla(&self) -> Result<SlaFacts> {
+        let at = |ms: Option<i64>| ms.map(from_millis).transpose();
+        Ok(SlaFacts {
+            created_at: from_millis(self.created_at)?,
+            first_dispatch_at: at(self.first_dispatch_at)?,
+            ack_on_time: self.ack_on_time,
+            ack_pending_due: at(self.ack_pending_due)?,
+            first_resolved_at: at(self.first_resolved_at)?,
+            resolved_on_time: self.resolved_on_time,
+            resolve_ms: self.resolve_ms,
+            resolve_breached: self.resolve_breached,
+            merged_at: at(self.merged_at)?,
+            due_now: at(self.due_now)?,
+            open_since: at(self.open_since)?,
         })
-    }
-
-    pub(super) fn dispatched(&mut self, at: i64, due: DateTime<Utc>) {
-        if self.first_dispatch_at.is_none() {
-            self.first_dispatch_at = Some(at);
-            self.ack_pending_due = Some(millis(due));
-        } else {
-            // Another dispatch before the first was signed for: the first one was not.
-            self.ack_pending_due = None;
-        }
-    }
-
-    /// Folds one event; counted events are pushed to `marks`.
-    pub(crate) fn apply(&mut self, seq: i64, event: &Event, marks: &mut Vec<Mark>) {
-        let at = millis(event.at);
-        match &event.change {
-            Change::DispatchedTo { acknowledge, .. } => self.dispatched(at, acknowledge.due_at),
-            Change::Escalated { dispatch, .. } => {
-                if let Some(d) = dispatch {
-                    self.dispatched(at, d.acknowledge.due_at);
-                }
-                marks.push(Mark {
-                    seq,
-                    kind: MARK_ESCALATION,
-                    at,
-                    satisfied: false,
-                    solved: false,
-                });
-            }
-            Change::Acknowledged { .. } => {
-                if let Some(due) = self.ack_pending_due.take() {
-                    self.ack_on_time = at < due;
-                }
-            }
-            Change::ReturnedByUnit { .. } => self.ack_pending_due = None,
-            Change::Breached {
-                clock: ClockKind::Resolve,
-                ..
-            } if self.first_resolved_at.is_none() => self.resolve_breached = true,
-            Change::ResolvedByUnit { .. } if self.first_resolved_at.is_none() => {
-                self.first_resolved_at = Some(at);
-                self.resolved_on_time = !self.resolve_breached;
-                self.resolve_ms = Some(at - self.created_at);
-            }
-            Change::CallbackRecorded {
-                satisfaction,
-                matter_solved,
-                ..
-            } if *satisfaction != Satisfaction::NoAnswer => marks.push(Mark {
-                seq,
-                kind: MARK_CALLBACK,
-                at,
-                satisfied: satisfaction.is_satisfied(),
-                solved: *matter_solved,
-            }),
-            Change::MergedInto { .. } if self.merged_at.is_none() => self.merged_at = Some(at),
-            _ => {}
-        }
-    }
-
-    /// The ticket's running resolve deadline is `due` from instant `at` on.
-    pub(crate) fn deadline(&mut self, at: i64, due: Option<i64>, ops: &mut Vec<OverdueOp>) {
-        if self.due_now == due {
-            return;
-        }
-        if let Some(since) = self.open_since.take() {
-            ops.push(if since < at {
-                OverdueOp::Close { ends: at }
-            } else {
-                OverdueOp::Drop
-            });
-        }
-        if let Some(due) = due {
-            let since = due.max(at);
-            self.open_since = Some(since);
-            ops.push(OverdueOp::Open { since });
-        }
-        self.due_now = due;
     }
 }
 
-/// Every row of one ticket from its whole history.
+impl Mark {
+    pub(super) fn row(mark: &sla_facts::Mark) -> Mark {
+        Mark {
+            seq: mark.seq,
+            kind: match mark.kind {
+                MarkKind::Escalation => MARK_ESCALATION,
+                MarkKind::Callback => MARK_CALLBACK,
+            },
+            at: millis(mark.at),
+            satisfied: mark.satisfied,
+            solved: mark.solved,
+        }
+    }
+}
+
+impl OverdueOp {
+    pub(super) fn row(op: &sla_facts::OverdueOp) -> OverdueOp {
+        match *op {
+            sla_facts::OverdueOp::Close { ends } => OverdueOp::Close { ends: millis(ends) },
+            sla_facts::OverdueOp::Drop => OverdueOp::Drop,
+            sla_facts::OverdueOp::Open { since } => OverdueOp::Open {
+                since: millis(since),
+            },
+        }
+    }
+}
+
+/// Every row of one ticket from its whole history (the domain's fold, as rows).
 pub(crate) fn fold(
     node_path: &str,
     events: &[(i64, Event)],
 ) -> Option<(Facts, Vec<Mark>, Vec<OverdueOp>)> {
     let ((_, first), _) = events.split_first()?;
-    let mut facts = Facts::created(node_path, first)?;
-    let mut ticket = Ticket::from_created(first).ok()?;
-    let mut marks = Vec::new();
-    let mut ops = Vec::new();
-    for (i, (seq, event)) in events.iter().enumerate() {
-        if i > 0 {
-            ticket.apply(event);
-        }
-        facts.apply(*seq, event, &mut marks);
-        facts.deadline(
-            millis(event.at),
-            ticket.resolve_due_at().map(millis),
-            &mut ops,
-        );
-    }
-    Some((facts, marks, ops))
+    let identity = Facts::created(node_path, first)?;
+    let (sla, marks, ops) = sla_facts::fold(events)?;
+    Some((
+        identity.with(&sla),
+        marks.iter().map(Mark::row).collect(),
+        ops.iter().map(OverdueOp::row).collect(),
+    ))
 }
 
 pub(super) fn bool_int(b: bool) -> i32 {

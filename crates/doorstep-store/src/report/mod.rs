@@ -11,8 +11,9 @@
 //! - `report_overdue`: the intervals during which a ticket's running resolve deadline had passed, so
 //!   that "overdue at T" holds for any past T, not only now.
 //!
-//! The rows are a fold of the history ([`Facts::apply`]), written behind it: commits append events
-//! only, and [`sqlite::project`] / [`postgres::project`] fold the events after a cursor
+//! The rows are a fold of the history (the domain's [`doorstep_domain::sla_facts`], where the reporting
+//! definitions live), written behind it: commits append events only, and the projector
+//! (`sqlite::project` / `postgres::project`) folds the events after a cursor
 //! (`report_state.projected`) into the rows, in large transactions, while the SLA scheduler has
 //! nothing due; a report catches the cursor up before it counts, so it still counts every event
 //! committed before it. Why: a burst of escalations is the moment the figures matter least and the
