@@ -3,33 +3,9 @@
 
 mod suite;
 
-/// One module per backend, one test per case; the case list is written once, below.
-macro_rules! conformance {
-    ($backend:ident: $($case:ident),+ $(,)?) => {
-        mod $backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some(db) =
-                        doorstep_store::testing::TestDb::$backend(stringify!($case)).await
-                    else {
-                        return;
-                    };
-                    super::suite::$case(&db).await;
-                }
-            )+
-        }
-    };
-}
+use suite::*;
 
-macro_rules! for_each_backend {
-    ($($case:ident),+ $(,)?) => {
-        conformance!(sqlite: $($case),+);
-        conformance!(postgres: $($case),+);
-    };
-}
-
-for_each_backend!(
+doorstep_store::both_backends!(
     tickets_are_created_read_and_historied,
     intake_is_idempotent_under_concurrent_duplicates,
     a_stale_version_conflicts_and_writes_nothing,

@@ -305,7 +305,7 @@ fn ids(tickets: &[Ticket]) -> Vec<String> {
 
 // ---- the cases ----
 
-pub(crate) async fn tickets_are_created_read_and_historied(db: &TestDb) {
+pub(crate) async fn tickets_are_created_read_and_historied(db: TestDb) {
     let world = World::new();
     let store = db.open().await;
     assert_eq!(store.last_seq().await.unwrap(), 0);
@@ -413,7 +413,7 @@ pub(crate) async fn tickets_are_created_read_and_historied(db: &TestDb) {
     assert_eq!(reopened.last_seq().await.unwrap(), other_history[0].seq);
 }
 
-pub(crate) async fn intake_is_idempotent_under_concurrent_duplicates(db: &TestDb) {
+pub(crate) async fn intake_is_idempotent_under_concurrent_duplicates(db: TestDb) {
     let world = World::new();
     let store = db.open().await;
     let mut tasks = Vec::new();
@@ -496,7 +496,7 @@ pub(crate) async fn intake_is_idempotent_under_concurrent_duplicates(db: &TestDb
     );
 }
 
-pub(crate) async fn a_stale_version_conflicts_and_writes_nothing(db: &TestDb) {
+pub(crate) async fn a_stale_version_conflicts_and_writes_nothing(db: TestDb) {
     let world = World::new();
     let store = db.open().await;
     let ticket = file(
@@ -574,7 +574,7 @@ pub(crate) async fn a_stale_version_conflicts_and_writes_nothing(db: &TestDb) {
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
 }
 
-pub(crate) async fn concurrent_commits_each_get_their_own_result(db: &TestDb) {
+pub(crate) async fn concurrent_commits_each_get_their_own_result(db: TestDb) {
     let world = World::new();
     let store = db.open().await;
     let mut tickets = Vec::new();
@@ -637,7 +637,7 @@ pub(crate) async fn concurrent_commits_each_get_their_own_result(db: &TestDb) {
     }
 }
 
-pub(crate) async fn timers_follow_commits_and_are_claimed_under_leases(db: &TestDb) {
+pub(crate) async fn timers_follow_commits_and_are_claimed_under_leases(db: TestDb) {
     let world = World::new();
     let store = db.open().await;
     assert_eq!(store.next_timer_due().await.unwrap(), None);
@@ -863,7 +863,7 @@ fn expected(all: &[(Ticket, String)], query: &TicketQuery) -> Vec<String> {
         .collect()
 }
 
-pub(crate) async fn lists_filter_by_subtree_status_level_unit_and_deadline(db: &TestDb) {
+pub(crate) async fn lists_filter_by_subtree_status_level_unit_and_deadline(db: TestDb) {
     let world = World::new();
     let store = db.open().await;
     let s = &*store;
@@ -1049,7 +1049,7 @@ pub(crate) async fn lists_filter_by_subtree_status_level_unit_and_deadline(db: &
     assert!(matches!(err, StoreError::Config(_)), "{err:?}");
 }
 
-pub(crate) async fn pages_stay_stable_while_tickets_arrive(db: &TestDb) {
+pub(crate) async fn pages_stay_stable_while_tickets_arrive(db: TestDb) {
     let world = World::new();
     let store = db.open().await;
     for i in 0..10 {
@@ -1129,7 +1129,7 @@ pub(crate) async fn pages_stay_stable_while_tickets_arrive(db: &TestDb) {
     );
 }
 
-pub(crate) async fn events_after_follows_seq_order_and_subtrees(db: &TestDb) {
+pub(crate) async fn events_after_follows_seq_order_and_subtrees(db: TestDb) {
     let world = World::new();
     let store = db.open().await;
     let s = &*store;
@@ -1224,7 +1224,7 @@ pub(crate) async fn events_after_follows_seq_order_and_subtrees(db: &TestDb) {
     assert!(store.events_after(Some("|lx|lx/s1"), 0, 100).await.is_err());
 }
 
-pub(crate) async fn a_watcher_never_misses_an_event_under_concurrent_writers(db: &TestDb) {
+pub(crate) async fn a_watcher_never_misses_an_event_under_concurrent_writers(db: TestDb) {
     let world = World::new();
     let store = db.open().await;
     let writers: Vec<_> = (0..8)
@@ -1271,7 +1271,7 @@ pub(crate) async fn a_watcher_never_misses_an_event_under_concurrent_writers(db:
     assert_eq!(seen, everything, "the watcher saw every event, in order");
 }
 
-pub(crate) async fn district_import_is_idempotent(db: &TestDb) {
+pub(crate) async fn district_import_is_idempotent(db: TestDb) {
     let store = db.open().await;
     assert_eq!(store.load_district().await.unwrap(), District::default());
     let district = district();
@@ -1321,7 +1321,7 @@ pub(crate) async fn district_import_is_idempotent(db: &TestDb) {
     assert_eq!(db.open().await.load_district().await.unwrap(), edited);
 }
 
-pub(crate) async fn calendar_notices_round_trip(db: &TestDb) {
+pub(crate) async fn calendar_notices_round_trip(db: TestDb) {
     let store = db.open().await;
     assert_eq!(store.load_calendar().await.unwrap(), Calendar::default());
     let official = Calendar::official();
@@ -1367,7 +1367,7 @@ pub(crate) async fn calendar_notices_round_trip(db: &TestDb) {
     assert_eq!(store.load_calendar().await.unwrap(), expected);
 }
 
-pub(crate) async fn policies_are_versioned(db: &TestDb) {
+pub(crate) async fn policies_are_versioned(db: TestDb) {
     let store = db.open().await;
     assert_eq!(store.policy(0).await.unwrap(), None);
     let first = store
@@ -1400,7 +1400,7 @@ pub(crate) async fn policies_are_versioned(db: &TestDb) {
     assert_eq!(store.policy(0).await.unwrap().unwrap().version, 10);
 }
 
-pub(crate) async fn migrations_report_and_refuse_a_newer_database(db: &TestDb) {
+pub(crate) async fn migrations_report_and_refuse_a_newer_database(db: TestDb) {
     let report = migrate(&db.url).await.unwrap();
     // Every embedded migration, the initial schema first (later ones may leave gaps in numbering).
     let all = report.applied_now.len();
@@ -1451,7 +1451,7 @@ pub(crate) async fn migrations_report_and_refuse_a_newer_database(db: &TestDb) {
     assert_eq!(store.get_ticket(&ticket.id).await.unwrap(), Some(ticket));
 }
 
-pub(crate) async fn batched_commits_stand_or_fall_alone_in_order(db: &TestDb) {
+pub(crate) async fn batched_commits_stand_or_fall_alone_in_order(db: TestDb) {
     let world = World::new();
     let store = db.open().await;
     let workers = "lx/s1/c1/y1/workers";
@@ -1540,7 +1540,7 @@ pub(crate) async fn batched_commits_stand_or_fall_alone_in_order(db: &TestDb) {
 /// A ticket's later commit in a batch was decided on what its earlier one leaves. When the earlier
 /// one loses a race, the later one is not written either, even though the race took the ticket to
 /// the very version the later one expects: written, it would overwrite the winner's change.
-pub(crate) async fn a_chained_commit_after_a_lost_race_is_not_written(db: &TestDb) {
+pub(crate) async fn a_chained_commit_after_a_lost_race_is_not_written(db: TestDb) {
     let world = World::new();
     let store = db.open().await;
     let workers = "lx/s1/c1/y1/workers";
@@ -1593,7 +1593,7 @@ pub(crate) async fn a_chained_commit_after_a_lost_race_is_not_written(db: &TestD
     assert_eq!(urged, 1);
 }
 
-pub(crate) async fn a_claimed_timer_is_dropped_only_while_unchanged(db: &TestDb) {
+pub(crate) async fn a_claimed_timer_is_dropped_only_while_unchanged(db: TestDb) {
     let world = World::new();
     let store = db.open().await;
     let workers = "lx/s1/c1/y1/workers";
@@ -1657,7 +1657,7 @@ pub(crate) async fn a_claimed_timer_is_dropped_only_while_unchanged(db: &TestDb)
     assert!(!acknowledged.timers().is_empty());
 }
 
-pub(crate) async fn tickets_with_timers_are_found_by_due_time(db: &TestDb) {
+pub(crate) async fn tickets_with_timers_are_found_by_due_time(db: TestDb) {
     let world = World::new();
     let store = db.open().await;
     let workers = "lx/s1/c1/y1/workers";
@@ -1715,7 +1715,7 @@ pub(crate) async fn tickets_with_timers_are_found_by_due_time(db: &TestDb) {
     assert_eq!(all.len(), 6);
 }
 
-pub(crate) async fn a_claim_never_exceeds_its_limit_on_an_analyzed_table(db: &TestDb) {
+pub(crate) async fn a_claim_never_exceeds_its_limit_on_an_analyzed_table(db: TestDb) {
     let world = World::new();
     let store = db.open().await;
     let workers = "lx/s1/c1/y1/workers";
@@ -1799,7 +1799,7 @@ fn script(i: usize, round: usize, yard: &str) -> Command {
     }
 }
 
-pub(crate) async fn a_batch_writes_what_single_commits_write(db: &TestDb) {
+pub(crate) async fn a_batch_writes_what_single_commits_write(db: TestDb) {
     const N: usize = 60;
     let world = World::new();
     let store = db.open().await;
@@ -1967,7 +1967,7 @@ async fn yard_counts(
     store.report_counts(&query).await.unwrap()
 }
 
-pub(crate) async fn reporting_rows_follow_the_log_behind_a_durable_cursor(db: &TestDb) {
+pub(crate) async fn reporting_rows_follow_the_log_behind_a_durable_cursor(db: TestDb) {
     const N: usize = 24;
     let world = World::new();
     let store = db.open().await;
