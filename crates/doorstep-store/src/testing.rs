@@ -11,6 +11,9 @@
 //! [`TestDb::postgres`] decides what happens without PostgreSQL: it prints one line starting
 //! `SKIPPED postgres suite: ` and the caller passes, unless `DOORSTEP_TEST_PG=required`, when it
 //! panics.
+//!
+//! A test written once for both backends is an `async fn` taking a [`Fixture`] (a [`TestDb`], a
+//! [`TestDatabase`], or a crate's own harness built on one), listed in [`both_backends!`].
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -258,7 +261,9 @@ impl PgCluster {
     /// Creates an empty database and returns its URL.
     pub async fn create_database(&self, prefix: &str) -> Result<String, String> {
         let n = self.next_database.fetch_add(1, Ordering::Relaxed);
-        let name: String = format!("{prefix}_{n}")
+        // The prefix is cut, not the number: two long test names alike in their first characters
+        // still get databases of their own (PostgreSQL keeps 63 bytes of a name).
+        let prefix: String = prefix
             .chars()
             .map(|c| {
                 if c.is_ascii_alphanumeric() {
@@ -267,8 +272,9 @@ impl PgCluster {
                     '_'
                 }
             })
-            .take(60)
+            .take(50)
             .collect();
+        let name = format!("{prefix}_{n}");
         let mut admin = sqlx::PgConnection::connect(&self.url("postgres"))
             .await
             .map_err(|e| format!("connecting to the test cluster: {e}"))?;
@@ -448,27 +454,114 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    pub async fn sqlite() -> TestDatabase {
-        let db = TestDb::sqlite("test")
-            .await
-            .expect("a sqlite test database");
+    async fn opened(db: TestDb) -> TestDatabase {
         TestDatabase {
             store: db.open().await,
             db,
         }
     }
 
+    pub async fn sqlite() -> TestDatabase {
+        let db = TestDb::sqlite("test")
+            .await
+            .expect("a sqlite test database");
+        TestDatabase::opened(db).await
+    }
+
     /// `None` (after one loud line) when PostgreSQL is absent and not required.
     pub async fn postgres() -> Option<TestDatabase> {
-        let db = TestDb::postgres("test").await?;
-        Some(TestDatabase {
-            store: db.open().await,
-            db,
-        })
+        Some(TestDatabase::opened(TestDb::postgres("test").await?).await)
     }
 
     /// Another store on the same database: its own connections, as another process would have.
     pub async fn connect_again(&self) -> Arc<dyn Store> {
         self.db.open().await
     }
+}
+
+/// What a test written once for both backends is handed: a fresh database of one backend, in the
+/// shape the test wants it. [`TestDb`] is a URL (for raw SQL, or to stage a database before a store
+/// opens it), [`TestDatabase`] an open store; a crate with a harness of its own (a server started
+/// on a database, say) implements this for the harness.
+pub trait Fixture: Sized {
+    /// The fixture for the test named `test` on `backend`: `None` (after one loud line) when
+    /// PostgreSQL is absent and not required, and the test then passes without running.
+    fn set_up(backend: Backend, test: &'static str) -> impl Future<Output = Option<Self>>;
+}
+
+impl Fixture for TestDb {
+    async fn set_up(backend: Backend, test: &'static str) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => TestDb::sqlite(test).await,
+            Backend::Postgres => TestDb::postgres(test).await,
+        }
+    }
+}
+
+impl Fixture for TestDatabase {
+    async fn set_up(backend: Backend, test: &'static str) -> Option<TestDatabase> {
+        Some(TestDatabase::opened(TestDb::set_up(backend, test).await?).await)
+    }
+}
+
+/// Runs `case` on a fixture of `backend` set up for it, or passes when there is none (see
+/// [`Fixture::set_up`]). The body of every test [`both_backends!`] writes.
+pub async fn run_on<F, C, Done>(backend: Backend, test: &'static str, case: C)
+where
+    F: Fixture,
+    C: FnOnce(F) -> Done,
+    Done: Future<Output = ()>,
+{
+    if let Some(fixture) = F::set_up(backend, test).await {
+        case(fixture).await;
+    }
+}
+
+/// One test per backend for each case listed: modules `sqlite` and `postgres`, next to the cases,
+/// each holding a `#[tokio::test]` of every case's name, so a failure reads `sqlite::case_name`.
+///
+/// A case is an `async fn` of the module the macro is called in, taking one [`Fixture`] by value;
+/// the parameter's type chooses what the test is handed (cases taking different fixtures may share
+/// one list). On the PostgreSQL side the test passes without running when PostgreSQL is absent,
+/// unless `DOORSTEP_TEST_PG=required`.
+///
+/// Every test runs on a multi-thread runtime of two workers: cases race writers against each other
+/// and must really run in parallel, and CI has two cores. The calling crate needs `tokio` with the
+/// `macros` and `rt-multi-thread` features among its dev-dependencies.
+///
+/// ```no_run
+/// use doorstep_store::testing::{TestDatabase, TestDb};
+///
+/// doorstep_store::both_backends!(a_new_store_is_empty, a_bare_database_migrates);
+///
+/// async fn a_new_store_is_empty(db: TestDatabase) {
+///     assert_eq!(db.store.last_seq().await.unwrap(), 0);
+/// }
+///
+/// async fn a_bare_database_migrates(db: TestDb) {
+///     doorstep_store::migrate(&db.url).await.unwrap();
+/// }
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! both_backends {
+    ($($case:ident),+ $(,)?) => {
+        $crate::both_backends!(@on sqlite, Sqlite: $($case),+);
+        $crate::both_backends!(@on postgres, Postgres: $($case),+);
+    };
+    (@on $module:ident, $backend:ident: $($case:ident),+) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    $crate::testing::run_on(
+                        $crate::testing::Backend::$backend,
+                        stringify!($case),
+                        super::$case,
+                    )
+                    .await;
+                }
+            )+
+        }
+    };
 }

@@ -1,4 +1,4 @@
-//! API tokens and the audit log on both backends (issue 6).
+//! API tokens and the audit log on both backends.
 
 use chrono::{TimeZone, Utc};
 use doorstep_store::testing::TestDb;
@@ -28,6 +28,8 @@ fn entry(id: &str, principal: &str, ticket: &str) -> AuditEntry {
         what: "caller name and phone via TicketService.GetTicket".into(),
     }
 }
+
+doorstep_store::both_backends!(tokens_and_audit);
 
 async fn tokens_and_audit(db: TestDb) {
     let store = db.open().await;
@@ -91,16 +93,4 @@ async fn tokens_and_audit(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(page, vec![entry("a3", "p1", "y")]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_tokens_and_audit() {
-    tokens_and_audit(TestDb::sqlite("security").await.unwrap()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_tokens_and_audit() {
-    if let Some(db) = TestDb::postgres("security").await {
-        tokens_and_audit(db).await;
-    }
 }

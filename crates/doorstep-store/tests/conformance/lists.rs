@@ -1,0 +1,449 @@
+//! Lists: the console's ticket list filtered and paged, and the event feed a watch follows; pages
+//! stay stable and nothing is missed while writers keep committing.
+
+use std::collections::BTreeSet;
+
+use doorstep_domain::{Command, Level, Status, Ticket, TicketId};
+use doorstep_store::testing::TestDb;
+use doorstep_store::{StoreError, StoredEvent, TicketQuery};
+
+use crate::world::{
+    C1, S1, S2, World, Y1, Y2, Y3, assert_increasing, file, hours, ids, run, t0, unit, urge,
+};
+
+doorstep_store::both_backends!(
+    lists_filter_by_subtree_status_level_unit_and_deadline,
+    pages_stay_stable_while_tickets_arrive,
+    events_after_follows_seq_order_and_subtrees,
+    a_watcher_never_misses_an_event_under_concurrent_writers,
+);
+
+/// What a console filter means, written out on the tickets themselves.
+fn expected(all: &[(Ticket, String)], query: &TicketQuery) -> Vec<String> {
+    all.iter()
+        .filter(|(t, path)| {
+            query
+                .subtree
+                .as_ref()
+                .is_none_or(|root| path.starts_with(root.as_str()))
+                && (query.statuses.is_empty() || query.statuses.contains(&t.status))
+                && (query.levels.is_empty() || query.levels.contains(&t.level))
+                && query.unit.as_ref().is_none_or(|u| {
+                    t.lead_unit.as_ref() == Some(u) || t.co_handlers.iter().any(|c| &c.unit == u)
+                })
+                && query.overdue_at.is_none_or(|now| t.is_overdue(now))
+                && query
+                    .due_before
+                    .is_none_or(|before| t.resolve_due_at().is_some_and(|due| due < before))
+        })
+        .map(|(t, _)| t.id.to_string())
+        .collect()
+}
+
+async fn lists_filter_by_subtree_status_level_unit_and_deadline(db: TestDb) {
+    let world = World::new();
+    let store = db.open().await;
+    let s = &*store;
+    let w = &*world;
+    let mut all = Vec::new();
+    // Registered in this order, so listed in this order.
+    let a = file(
+        s,
+        w,
+        "a",
+        Y1,
+        Level::Routine,
+        Some("lx/s1/c1/y1/workers"),
+        t0(),
+    )
+    .await;
+    all.push((a, world.path(Y1)));
+    let b = file(s, w, "b", Y2, Level::Difficult, None, t0()).await;
+    all.push((b, world.path(Y2)));
+    let c = file(
+        s,
+        w,
+        "c",
+        Y3,
+        Level::Routine,
+        Some("lx/s2/c2/y3/workers"),
+        t0(),
+    )
+    .await;
+    let c = run(
+        s,
+        w,
+        &c,
+        Command::Acknowledge {
+            unit: unit("lx/s2/c2/y3/workers"),
+        },
+        t0(),
+    )
+    .await;
+    let c = run(
+        s,
+        w,
+        &c,
+        Command::Whistle {
+            units: vec![unit("dept/greening")],
+            reason: "trees".into(),
+        },
+        t0(),
+    )
+    .await;
+    all.push((c, world.path(Y3)));
+    let d = file(s, w, "d", Y1, Level::Hard, Some("dept/water"), t0()).await;
+    let d = run(
+        s,
+        w,
+        &d,
+        Command::Acknowledge {
+            unit: unit("dept/water"),
+        },
+        t0(),
+    )
+    .await;
+    let d = run(
+        s,
+        w,
+        &d,
+        Command::Resolve {
+            resolution: "pipe fixed".into(),
+        },
+        t0(),
+    )
+    .await;
+    all.push((d, world.path(Y1)));
+    let e = file(
+        s,
+        w,
+        "e",
+        Y3,
+        Level::Routine,
+        Some("dept/greening"),
+        t0() - hours(48),
+    )
+    .await;
+    all.push((e, world.path(Y3)));
+    let f = file(s, w, "f", C1, Level::Difficult, None, t0()).await;
+    let f = run(
+        s,
+        w,
+        &f,
+        Command::Cancel {
+            reason: "withdrawn".into(),
+        },
+        t0(),
+    )
+    .await;
+    all.push((f, world.path(C1)));
+    let g = file(
+        s,
+        w,
+        "g",
+        "lx/s1/c1/y1/b1",
+        Level::MajorRisk,
+        Some("lx/office"),
+        t0(),
+    )
+    .await;
+    all.push((g, world.path("lx/s1/c1/y1/b1")));
+
+    let query = |f: &dyn Fn(&mut TicketQuery)| {
+        let mut q = TicketQuery {
+            limit: 100,
+            ..TicketQuery::default()
+        };
+        f(&mut q);
+        q
+    };
+    let queries = vec![
+        query(&|_| {}),
+        query(&|q| q.subtree = Some(world.path(S1))),
+        query(&|q| q.subtree = Some(world.path(S2))),
+        query(&|q| q.subtree = Some(world.path(C1))),
+        query(&|q| q.subtree = Some(world.path(Y1))),
+        query(&|q| q.subtree = Some(world.path("lx"))),
+        query(&|q| q.statuses = vec![Status::Dispatched]),
+        query(&|q| q.statuses = vec![Status::InProgress, Status::Resolved]),
+        query(&|q| q.levels = vec![Level::Routine]),
+        query(&|q| q.levels = vec![Level::Difficult, Level::Hard, Level::MajorRisk]),
+        query(&|q| q.unit = Some(unit("lx/s1/c1/y1/workers"))),
+        query(&|q| q.unit = Some(unit("dept/greening"))),
+        query(&|q| q.unit = Some(unit("dept/water"))),
+        query(&|q| q.overdue_at = Some(t0())),
+        query(&|q| q.overdue_at = Some(t0() + hours(30))),
+        query(&|q| q.due_before = Some(t0() + hours(12))),
+        query(&|q| q.due_before = Some(t0() + hours(24 * 30))),
+        query(&|q| {
+            q.subtree = Some(world.path(S2));
+            q.levels = vec![Level::Routine];
+            q.unit = Some(unit("dept/greening"));
+        }),
+        query(&|q| {
+            q.subtree = Some(world.path(S1));
+            q.statuses = vec![Status::New, Status::Dispatched, Status::Cancelled];
+        }),
+    ];
+    for q in &queries {
+        let page = store.list_tickets(q).await.unwrap();
+        assert_eq!(ids(&page.tickets), expected(&all, q), "{q:?}");
+        assert_eq!(page.next, None);
+    }
+    // Sanity of the model itself: the filters select something and not everything.
+    assert_eq!(expected(&all, &queries[11]), vec!["c", "e"]);
+    assert_eq!(expected(&all, &queries[13]), vec!["e"]);
+
+    // Pages of 3 over 7 tickets.
+    let mut seen = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .list_tickets(&TicketQuery {
+                after,
+                limit: 3,
+                ..TicketQuery::default()
+            })
+            .await
+            .unwrap();
+        pages += 1;
+        seen.extend(ids(&page.tickets));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, expected(&all, &queries[0]));
+    let err = store
+        .list_tickets(&TicketQuery {
+            subtree: Some("|lx".into()),
+            ..TicketQuery::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+}
+
+async fn pages_stay_stable_while_tickets_arrive(db: TestDb) {
+    let world = World::new();
+    let store = db.open().await;
+    for i in 0..10 {
+        file(
+            &*store,
+            &world,
+            &format!("old-{i:02}"),
+            Y1,
+            Level::Routine,
+            None,
+            t0(),
+        )
+        .await;
+    }
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = store.clone();
+            let world = world.clone();
+            tokio::spawn(async move {
+                for i in 0..8 {
+                    file(
+                        &*store,
+                        &world,
+                        &format!("new-{w}-{i}"),
+                        Y2,
+                        Level::Routine,
+                        None,
+                        t0(),
+                    )
+                    .await;
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let mut seen: Vec<TicketId> = Vec::new();
+    let mut after = None;
+    let mut writers_done = false;
+    loop {
+        let page = store
+            .list_tickets(&TicketQuery {
+                after,
+                limit: 3,
+                ..TicketQuery::default()
+            })
+            .await
+            .unwrap();
+        seen.extend(page.tickets.iter().map(|t| t.id.clone()));
+        if let Some(next) = page.next {
+            after = Some(next);
+            continue;
+        }
+        if let Some(last) = page.tickets.last() {
+            after = Some(store.history(&last.id).await.unwrap()[0].seq);
+        }
+        if writers_done {
+            break;
+        }
+        // Every writer finished: one more pass from the cursor picks up the rest.
+        writers_done = writers.iter().all(|w| w.is_finished());
+        tokio::task::yield_now().await;
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let unique: BTreeSet<_> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "no ticket twice");
+    assert_eq!(seen.len(), 10 + 32, "no ticket missed");
+    assert!(seen[..10].iter().all(|id| id.as_str().starts_with("old-")));
+    let mut regs = Vec::new();
+    for id in &seen {
+        regs.push(store.history(id).await.unwrap()[0].seq);
+    }
+    assert!(
+        regs.windows(2).all(|p| p[0] < p[1]),
+        "in registration order"
+    );
+}
+
+async fn events_after_follows_seq_order_and_subtrees(db: TestDb) {
+    let world = World::new();
+    let store = db.open().await;
+    let s = &*store;
+    let w = &*world;
+    let a = file(
+        s,
+        w,
+        "a",
+        Y1,
+        Level::Routine,
+        Some("lx/s1/c1/y1/workers"),
+        t0(),
+    )
+    .await;
+    let b = file(
+        s,
+        w,
+        "b",
+        Y3,
+        Level::Routine,
+        Some("lx/s2/c2/y3/workers"),
+        t0(),
+    )
+    .await;
+    let c = file(s, w, "c", C1, Level::Difficult, None, t0()).await;
+    let _ = run(s, w, &a, urge("one"), t0()).await;
+    let _ = run(s, w, &b, urge("two"), t0()).await;
+    let _ = run(s, w, &c, urge("three"), t0()).await;
+
+    let mut everything = Vec::new();
+    for t in [&a, &b, &c] {
+        everything.extend(store.history(&t.id).await.unwrap());
+    }
+    everything.sort_by_key(|e| e.seq);
+    assert_eq!(everything.len(), 8);
+    assert_eq!(store.events_after(None, 0, 100).await.unwrap(), everything);
+    assert_eq!(
+        store.events_after(None, 0, 0).await.unwrap(),
+        everything,
+        "0 = the default page"
+    );
+    assert_eq!(
+        store.events_after(None, 0, 3).await.unwrap(),
+        everything[..3].to_vec()
+    );
+    let middle = everything[4].seq;
+    assert_eq!(
+        store.events_after(None, middle, 100).await.unwrap(),
+        everything[5..].to_vec()
+    );
+    let within = |root: &str, after: i64| {
+        let root = world.path(root);
+        let store = store.clone();
+        let everything = everything.clone();
+        async move {
+            (
+                store.events_after(Some(&root), after, 100).await.unwrap(),
+                everything,
+            )
+        }
+    };
+    let in_ticket = |events: &[StoredEvent], tickets: &[&Ticket]| {
+        events
+            .iter()
+            .filter(|e| tickets.iter().any(|t| t.id == e.ticket_id))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let (got, all) = within(S1, 0).await;
+    assert_eq!(got, in_ticket(&all, &[&a, &c]));
+    let (got, all) = within(C1, 0).await;
+    assert_eq!(got, in_ticket(&all, &[&a, &c]));
+    let (got, all) = within(Y1, 0).await;
+    assert_eq!(got, in_ticket(&all, &[&a]));
+    let (got, all) = within(S2, 0).await;
+    assert_eq!(got, in_ticket(&all, &[&b]));
+    let (got, all) = within(S1, middle).await;
+    assert_eq!(
+        got,
+        in_ticket(&all, &[&a, &c])
+            .into_iter()
+            .filter(|e| e.seq > middle)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        store
+            .events_after(Some(&world.path(Y2)), 0, 100)
+            .await
+            .unwrap(),
+        vec![]
+    );
+    assert!(store.events_after(Some("|lx|lx/s1"), 0, 100).await.is_err());
+}
+
+async fn a_watcher_never_misses_an_event_under_concurrent_writers(db: TestDb) {
+    let world = World::new();
+    let store = db.open().await;
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let store = store.clone();
+            let world = world.clone();
+            tokio::spawn(async move {
+                let node = if w % 2 == 0 { Y1 } else { Y3 };
+                let mut ticket = file(
+                    &*store,
+                    &world,
+                    &format!("w-{w}"),
+                    node,
+                    Level::Routine,
+                    None,
+                    t0(),
+                )
+                .await;
+                for i in 0..12 {
+                    ticket = run(&*store, &world, &ticket, urge(&format!("{i}")), t0()).await;
+                }
+            })
+        })
+        .collect();
+    // Like a live watch: resume after the last seq seen, over and over.
+    let mut seen: Vec<StoredEvent> = Vec::new();
+    loop {
+        let done = writers.iter().all(|w| w.is_finished());
+        let after = seen.last().map_or(0, |e| e.seq);
+        let batch = store.events_after(None, after, 7).await.unwrap();
+        let caught_up = batch.is_empty();
+        seen.extend(batch);
+        if done && caught_up {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let everything = store.events_after(None, 0, 10_000).await.unwrap();
+    assert_eq!(everything.len(), 8 * 13);
+    assert_increasing(&everything);
+    assert_eq!(seen, everything, "the watcher saw every event, in order");
+}
