@@ -20,8 +20,8 @@
 //!   SLA report's queries;
 //! - `sqlite`: the embedded backend (one group-committing writer task, a read pool);
 //! - `postgres`: the production backend (a pool; the `event_seq` counter row orders commits);
-//! - `testing` (feature `testing`): a throwaway PostgreSQL cluster, and the macro that runs a test on
-//!   both backends.
+//! - `testing` (feature `testing`): databases for tests (a temporary SQLite file, a throwaway
+//!   PostgreSQL cluster) and `both_backends!`, which writes a test once for both backends.
 //!
 //! Both backends store instants as epoch milliseconds, a ticket and each event whole as JSON beside
 //! the columns that queries filter on, and node paths so that a subtree is one index range.
