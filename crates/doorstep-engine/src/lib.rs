@@ -9,7 +9,7 @@
 //! - [`access`]: the one role × RPC table, [`authorize`], and how much of a caller each role sees;
 //! - [`tokens`]: issuing tokens (random, shown once, stored as a hash);
 //! - [`report`]: the SLA report ([`Engine::sla_report`]): windows, groups, period steps, rates;
-//! - [`error`]: [`ApiError`], the failures a caller can see, and their one mapping to gRPC codes.
+//! - [`error`]: [`Error`], the failures a caller can see, and their one mapping to gRPC codes.
 //!
 //! [`Store`]: doorstep_store::Store
 
@@ -24,5 +24,5 @@ pub mod tokens;
 pub use access::{CallerView, Role, Rpc, authorize};
 pub use auth::{Authenticator, LocalAllAccess, Principal, TokenAuthenticator};
 pub use engine::{Action, Engine, Explanation, ListRequest};
-pub use error::ApiError;
+pub use error::{Error, ErrorKind};
 pub use report::{PeriodStep, ReportBy, SlaReport, SlaReportRequest, SlaRow};

@@ -11,6 +11,7 @@
 
 pub mod admin_service;
 pub mod convert;
+pub mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod gate;
@@ -28,7 +29,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
-pub use doorstep_engine::{Action, ApiError, Authenticator, Engine, LocalAllAccess, Principal};
+pub use doorstep_engine::{
+    Action, Authenticator, Engine, Error as EngineError, LocalAllAccess, Principal,
+};
 pub use gate::{Gate, RateLimit};
 
 /// How the service runs beyond its engine, authenticator and listener.
