@@ -1,5 +1,5 @@
 #![allow(unreachable_pub)]
-//! Security end to end (issue 6): the server with bearer tokens on, over real gRPC, on both backends.
+//! Security end to end: the server with bearer tokens on, over real gRPC, on both backends.
 //! The table walk calls every TicketService and AdminService RPC as every role, in and out of scope,
 //! and without a token; then masking and the audit log, watch streams ending on revocation and
 //! expiry, and the per-token rate limit.

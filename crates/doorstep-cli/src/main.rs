@@ -10,7 +10,11 @@
 //! - `doorstep report sla --node NODE --from DATE --to DATE ...`: the SLA report (see the `report`
 //!   module);
 //! - `doorstep retime --policy-version N [--node NODE]`: open tickets re-timed under a newer policy, on
-//!   purpose (see `retime`).
+//!   purpose (see `retime`);
+//! - `doorstep sla --database-url URL`: the SLA scheduler alone (see `serve::run_sla`).
+//!
+//! The commands reach the database through [`connect`] (the store alone: `token`, `audit`) or
+//! [`open_engine`] (the engine over it: `serve`, `sla`, `retime`, `report`); `migrate` only migrates.
 
 mod audit;
 mod report;

@@ -162,16 +162,16 @@ const TABLE: &[(Rpc, &[Role])] = &[
 /// What a call does to tickets, for the out-of-scope answer and the test that walks the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// Reads tickets or events: out of reach reads as NOT_FOUND.
+    /// Reads tickets or events: out of reach reads as not found.
     Read,
-    /// Changes a ticket (or files one): out of reach is PERMISSION_DENIED.
+    /// Changes a ticket (or files one): out of reach is forbidden.
     Action,
     /// Reads reference data (tree, units, catalogue, calendar, policy).
     Reference,
     /// Changes the whole district (definition, calendar, policy) or reads the audit log: needs a
     /// district-wide scope.
     District,
-    /// Reports and exports over the principal's subtree: a node out of reach reads as NOT_FOUND.
+    /// Reports and exports over the principal's subtree: a node out of reach reads as not found.
     Report,
 }
 

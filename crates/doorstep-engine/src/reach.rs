@@ -49,7 +49,7 @@ impl Engine {
             .unwrap_or_default())
     }
 
-    /// The ticket an action is asked on. Out of reach, it is PERMISSION_DENIED, and so is a ticket that
+    /// The ticket an action is asked on. Out of reach, it is forbidden, and so is a ticket that
     /// does not exist for a principal that does not reach everything (no existence leak either way).
     pub async fn ticket_for_action(
         &self,

@@ -228,7 +228,7 @@ fn code_of_path(path: &str) -> &str {
 }
 
 impl Engine {
-    /// The SLA report of a subtree the principal reaches (outside it: NOT_FOUND, as for tickets).
+    /// The SLA report of a subtree the principal reaches (outside it: not found, as for tickets).
     pub async fn sla_report(
         &self,
         principal: &Principal,

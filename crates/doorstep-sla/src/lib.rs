@@ -1,8 +1,9 @@
 //! The SLA scheduler: escalates every ticket the moment it goes overdue, exactly once.
 //!
-//! Timers live in the store, one row per clock and threshold, indexed by due time. The scheduler claims
-//! the due ones in batches under a lease (so several schedulers on one PostgreSQL never fire the same
-//! timer at once) and fires the batch through the engine ([`Engine::fire_batch`]): every timer is
+//! Timers live in the store, one row per clock and threshold, indexed by due time; the scheduler reaches
+//! them only through the engine. It claims the due ones in batches under a lease
+//! ([`Engine::claim_due_timers`]; several schedulers on one PostgreSQL never fire the same timer at
+//! once) and fires the batch through the engine ([`Engine::fire_batch`]): every timer is
 //! decided by the domain, which re-checks the ticket's current state (a timer for a ticket already
 //! resolved, suspended or extended does nothing, and is removed), and the batch commits at once, in due
 //! order, a statement per table for all its tickets. The next batch is claimed before the current one
@@ -10,13 +11,16 @@
 //! is checked against the ticket's version, so a breach escalates once however many schedulers race.
 //!
 //! Commits leave the reporting rows behind the event log; while nothing is due, the scheduler folds the
-//! log into them a step at a time ([`SchedulerConfig::report_step`]), so a burst of escalations writes
-//! only what dispatch needs and the figures catch up after it.
+//! log into them a step at a time ([`Engine::catch_up_reports`], [`SchedulerConfig::report_step`]), so
+//! a burst of escalations writes only what dispatch needs and the figures catch up after it.
 //!
 //! Between rounds it sleeps until the earliest due timer, waking early when a command in this process
 //! arms an earlier one (the engine's notification) and at least every [`SchedulerConfig::poll`], which
 //! is how it sees timers armed by other processes: a short bounded poll rather than LISTEN/NOTIFY, so the
 //! same code runs on PostgreSQL-compatible distributed engines that lack notifications.
+//!
+//! The crate is this one file: the [`Scheduler`] ([`Scheduler::tick`], a round; [`Scheduler::run`],
+//! rounds until shutdown), its [`SchedulerConfig`], and the [`Round`] it reports.
 
 use std::collections::HashSet;
 use std::sync::Arc;
