@@ -151,10 +151,11 @@ impl AdminService for Admin {
             .await
             .map_err(to_status)?;
         let calendar = self.engine.calendar();
-        let notice = calendar
-            .notice(year)
-            .ok_or_else(|| Error::Internal(format!("calendar year {year} missing after put")))
-            .map_err(to_status)?;
+        let notice = calendar.notice(year).ok_or_else(|| {
+            to_status(Error::Internal(format!(
+                "calendar year {year} missing after put"
+            )))
+        })?;
         Ok(Response::new(convert::wire_calendar_year(
             notice,
             &calendar.days_of_notice(year),
@@ -168,14 +169,11 @@ impl AdminService for Admin {
         self.gate.admit(&request, Rpc::GetCalendarYear).await?;
         let year = request.get_ref().year;
         let calendar = self.engine.calendar();
-        let notice = calendar
-            .notice(year)
-            .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "calendar year {year} (Monday to Friday is assumed)"
-                ))
-            })
-            .map_err(to_status)?;
+        let notice = calendar.notice(year).ok_or_else(|| {
+            to_status(Error::NotFound(format!(
+                "calendar year {year} (Monday to Friday is assumed)"
+            )))
+        })?;
         Ok(Response::new(convert::wire_calendar_year(
             notice,
             &calendar.days_of_notice(year),
