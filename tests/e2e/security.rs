@@ -1,5 +1,5 @@
 #![allow(unreachable_pub)]
-//! Security end to end (issue 6): the server with bearer tokens on, over real gRPC, on both backends.
+//! Security end to end: the server with bearer tokens on, over real gRPC, on both backends.
 //! The table walk calls every TicketService and AdminService RPC as every role, in and out of scope,
 //! and without a token; then masking and the audit log, watch streams ending on revocation and
 //! expiry, and the per-token rate limit.
@@ -68,7 +68,7 @@ pub struct Secured {
     running: Option<Running>,
     channel: Channel,
     engine: Arc<Engine>,
-    _database: TestDatabase,
+    database: TestDatabase,
 }
 
 impl Drop for Secured {
@@ -120,7 +120,7 @@ impl Secured {
             running: Some(running),
             channel,
             engine,
-            _database: database,
+            database,
         })
     }
 
@@ -138,7 +138,7 @@ impl Secured {
         expires_at: Option<chrono::DateTime<Utc>>,
     ) -> (String, String) {
         let issued = issue(
-            &**self.engine.store(),
+            &*self.database.store,
             TokenRequest {
                 name: Some(name.into()),
                 role,
@@ -822,8 +822,8 @@ async fn a_watch_ends_when_its_token_is_revoked_or_expires(s: Secured) {
         .unwrap()
         .unwrap();
     assert_eq!(first.kind, w::EventKind::Created as i32);
-    s.engine
-        .store()
+    s.database
+        .store
         .revoke_token(&id, Utc::now())
         .await
         .unwrap();
@@ -883,7 +883,7 @@ async fn a_unit_watches_only_its_own_tickets(s: Secured) {
     let unit = s
         .token("yard-129 workers", Role::Unit, YARD, Some(YARD_WORKERS))
         .await;
-    let before = s.engine.store().last_seq().await.unwrap();
+    let before = s.database.store.last_seq().await.unwrap();
     let mine = s.file(&root, "UW-1", YARD, false).await;
     // Escalated away: the community leads it now, and the unit no longer sees its events.
     let other = s.file(&root, "UW-2", YARD, false).await;
@@ -1177,7 +1177,7 @@ async fn mutual_tls_admits_only_clients_with_a_certificate() {
     .await
     .unwrap();
     let token = issue(
-        &**engine.store(),
+        &*database.store,
         TokenRequest {
             name: None,
             role: Role::Dispatcher,

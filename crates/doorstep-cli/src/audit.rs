@@ -1,7 +1,7 @@
 //! `doorstep audit`: the append-only log of reads of callers' unmasked names and phones, on the
 //! database directly (the same entries `AdminService.QueryAuditLog` answers).
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, bail};
 use chrono::SecondsFormat;
 use doorstep_store::AuditQuery;
 
@@ -27,16 +27,11 @@ pub(crate) struct AuditArgs {
 pub(crate) async fn run(args: AuditArgs) -> Result<()> {
     let url = args
         .database_url
-        .unwrap_or_else(|| "sqlite://doorstep.db".to_owned());
+        .unwrap_or_else(|| crate::DEFAULT_DATABASE_URL.to_owned());
     if !(1..=10_000).contains(&args.limit) {
-        return Err(anyhow!(
-            "invalid --limit {} (between 1 and 10000)",
-            args.limit
-        ));
+        bail!("invalid --limit {} (between 1 and 10000)", args.limit);
     }
-    let store = doorstep_store::connect(&url, &doorstep_store::ConnectOptions::default())
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
+    let store = crate::connect(&url).await?;
     let entries = store
         .audit_log(&AuditQuery {
             ticket_id: args.ticket,
@@ -44,8 +39,7 @@ pub(crate) async fn run(args: AuditArgs) -> Result<()> {
             after: args.after,
             limit: args.limit,
         })
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
+        .await?;
     println!("id\tat\tprincipal\ttoken\tticket\twhat");
     for e in entries {
         println!(

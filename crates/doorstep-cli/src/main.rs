@@ -10,7 +10,11 @@
 //! - `doorstep report sla --node NODE --from DATE --to DATE ...`: the SLA report (see the `report`
 //!   module);
 //! - `doorstep retime --policy-version N [--node NODE]`: open tickets re-timed under a newer policy, on
-//!   purpose (see `retime`).
+//!   purpose (see `retime`);
+//! - `doorstep sla --database-url URL`: the SLA scheduler alone (see `serve::run_sla`).
+//!
+//! The commands reach the database through [`connect`] (the store alone: `token`, `audit`) or
+//! [`open_engine`] (the engine over it: `serve`, `sla`, `retime`, `report`); `migrate` only migrates.
 
 mod audit;
 mod report;
@@ -19,13 +23,19 @@ mod serve;
 mod token;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result, anyhow, bail};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use clap::{Parser, Subcommand};
 use doorstep_domain::calendar::Calendar;
-use doorstep_domain::{Level, Policy, Reckoner};
+use doorstep_domain::{Level, Policy, Reckoner, SystemClock};
+use doorstep_engine::Engine;
+use doorstep_store::Store;
+
+/// The database the commands use when given none: the one `serve` creates by default.
+const DEFAULT_DATABASE_URL: &str = "sqlite://doorstep.db";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -147,9 +157,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Migrate { database_url } => {
             init_logging();
             runtime()?.block_on(async {
-                let report = doorstep_store::migrate(&database_url)
-                    .await
-                    .map_err(|e| anyhow!("{e}"))?;
+                let report = doorstep_store::migrate(&database_url).await?;
                 println!("{report}");
                 Ok(())
             })
@@ -205,9 +213,9 @@ fn run(cli: Cli) -> Result<()> {
             let calendar = load_calendar(calendar.as_deref())?;
             let reckoner = Reckoner::new(&policy, &calendar);
             let Some(limit) = policy.level(level).resolve_within else {
-                return Err(anyhow!(
+                bail!(
                     "level {level} has no resolve deadline in this policy (it is managed by its review cadence)"
-                ));
+                );
             };
             let due = reckoner.add(from, limit);
             for year in &due.fallback_years {
@@ -243,6 +251,20 @@ fn init_logging() {
         .with_env_filter(EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// The database at `url`, with the migrations it lacks applied (a missing SQLite file is created).
+async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    Ok(doorstep_store::connect(url, &doorstep_store::ConnectOptions::default()).await?)
+}
+
+/// The engine over the database at `url`, on the system clock.
+async fn open_engine(url: &str) -> Result<Arc<Engine>> {
+    let store = connect(url).await?;
+    let engine = Engine::open(store, Arc::new(SystemClock))
+        .await
+        .context("cannot open the engine")?;
+    Ok(Arc::new(engine))
 }
 
 fn load_calendar(path: Option<&str>) -> Result<Calendar> {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result, anyhow, bail};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use chrono_tz::Tz;
-use doorstep_domain::{NodeCode, Policy, SystemClock};
+use doorstep_domain::{NodeCode, Policy};
 use doorstep_engine::report::{
     PeriodStep, ReportBy, SlaReport, SlaReportRequest, SlaRow, local_midnight,
 };
@@ -97,7 +97,7 @@ fn parse_by(by: Option<&str>, period: Option<&str>) -> Result<ReportBy> {
 
 /// Where the figures come from.
 enum Source {
-    Database(Engine),
+    Database(Arc<Engine>),
     Server(tonic::transport::Channel),
 }
 
@@ -108,29 +108,19 @@ impl Source {
                 .map_err(|_| anyhow!("invalid server URL {url:?} for --server (expected e.g. http://127.0.0.1:50051)"))?
                 .connect()
                 .await
-                .map_err(|e| anyhow!("cannot reach the server at {url}: {e}"))?;
+                .with_context(|| format!("cannot reach the server at {url}"))?;
             return Ok(Source::Server(channel));
         }
         let url = args
             .database_url
             .clone()
-            .unwrap_or_else(|| "sqlite://doorstep.db".to_owned());
-        let store = doorstep_store::connect(&url, &doorstep_store::ConnectOptions::default())
-            .await
-            .map_err(|e| anyhow!("{e}"))?;
-        let engine = Engine::open(store, Arc::new(SystemClock))
-            .await
-            .map_err(|e| anyhow!("{e}"))?;
-        Ok(Source::Database(engine))
+            .unwrap_or_else(|| crate::DEFAULT_DATABASE_URL.to_owned());
+        Ok(Source::Database(crate::open_engine(&url).await?))
     }
 
     async fn time_zone(&self) -> Result<Tz> {
         match self {
-            Source::Database(engine) => Ok(engine
-                .policy(0)
-                .await
-                .map_err(|e| anyhow!("{e}"))?
-                .time_zone),
+            Source::Database(engine) => Ok(engine.policy(0).await?.time_zone),
             Source::Server(channel) => {
                 let mut admin = w::admin_service_client::AdminServiceClient::new(channel.clone());
                 let policy = admin
@@ -147,10 +137,7 @@ impl Source {
 
     async fn report(&self, request: &SlaReportRequest) -> Result<SlaReport> {
         match self {
-            Source::Database(engine) => engine
-                .sla_report(&Principal::local(), request)
-                .await
-                .map_err(|e| anyhow!("{e}")),
+            Source::Database(engine) => Ok(engine.sla_report(&Principal::local(), request).await?),
             Source::Server(channel) => {
                 let mut client =
                     w::report_service_client::ReportServiceClient::new(channel.clone());
@@ -181,8 +168,7 @@ impl Source {
                     .await
                     .map_err(|s| anyhow!("server: {}", s.message()))?
                     .into_inner();
-                doorstep_server::report_service::report_from_wire(&report)
-                    .map_err(|e| anyhow!("server: {e}"))
+                doorstep_server::report_service::report_from_wire(&report).context("server")
             }
         }
     }
@@ -190,7 +176,7 @@ impl Source {
 
 pub(crate) async fn run(command: ReportCommand) -> Result<()> {
     let ReportCommand::Sla(args) = command;
-    let node = NodeCode::parse_as("--node", args.node.trim()).map_err(|e| anyhow!("{e}"))?;
+    let node = NodeCode::parse_as("--node", args.node.trim())?;
     let from = local_date("--from", &args.from)?;
     let to = local_date("--to", &args.to)?;
     if to < from {

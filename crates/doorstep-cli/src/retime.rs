@@ -1,12 +1,9 @@
 //! `doorstep retime --policy-version N [--node NODE]`: re-times the open tickets of a subtree under a
 //! newer policy, on purpose (a policy change otherwise applies to new tickets only).
 
-use std::sync::Arc;
-
-use anyhow::{Result, anyhow};
+use anyhow::{Context as _, Result, bail};
 use clap::Args;
-use doorstep_domain::{NodeCode, SystemClock};
-use doorstep_engine::Engine;
+use doorstep_domain::NodeCode;
 
 #[derive(Debug, Args)]
 pub(crate) struct RetimeArgs {
@@ -23,28 +20,21 @@ pub(crate) struct RetimeArgs {
 
 pub(crate) async fn run(args: RetimeArgs) -> Result<()> {
     if args.policy_version < 0 {
-        return Err(anyhow!(
+        bail!(
             "--policy-version: {} is not a policy version (0 = the latest)",
             args.policy_version
-        ));
+        );
     }
     let node = args
         .node
         .as_deref()
-        .map(|n| NodeCode::parse(n).map_err(|e| anyhow!("--node: {e}")))
-        .transpose()?;
-    let store = doorstep_store::connect(&args.database_url, &Default::default())
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-    let engine = Arc::new(
-        Engine::open(store, Arc::new(SystemClock))
-            .await
-            .map_err(|e| anyhow!("cannot open the engine: {e}"))?,
-    );
+        .map(NodeCode::parse)
+        .transpose()
+        .context("--node")?;
+    let engine = crate::open_engine(&args.database_url).await?;
     let done = engine
         .retime_to_policy(args.policy_version, node.as_ref())
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
+        .await?;
     println!(
         "{} open tickets examined, {} re-timed",
         done.examined, done.retimed

@@ -4,9 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result, anyhow};
-use doorstep_domain::SystemClock;
-use doorstep_engine::{Authenticator, Engine, LocalAllAccess, TokenAuthenticator};
+use anyhow::{Context as _, Result, anyhow, bail};
+use doorstep_engine::{Authenticator, LocalAllAccess, TokenAuthenticator};
 use serde::Deserialize;
 
 /// The Lixia example district `--demo` loads.
@@ -112,21 +111,17 @@ fn settings(args: ServeArgs) -> Result<Settings> {
         Some("required") => true,
         Some("none") if listen.ip().is_loopback() => false,
         Some("none") => {
-            return Err(anyhow!(
+            bail!(
                 "refusing to serve {listen} with --auth none: only a loopback address may go \
                  without authentication (use --auth required and `doorstep token create`)"
-            ));
+            );
         }
         Some(other) => {
-            return Err(anyhow!(
-                "invalid auth {other:?} (expected required or none)"
-            ));
+            bail!("invalid auth {other:?} (expected required or none)");
         }
     };
     if args.rate_limit == 0 {
-        return Err(anyhow!(
-            "invalid --rate-limit 0 (calls a second; at least 1)"
-        ));
+        bail!("invalid --rate-limit 0 (calls a second; at least 1)");
     }
     let read = |what: &str, path: &PathBuf| {
         std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
@@ -154,7 +149,7 @@ fn settings(args: ServeArgs) -> Result<Settings> {
         database_url: args
             .database_url
             .or(file.database_url)
-            .unwrap_or_else(|| "sqlite://doorstep.db".to_owned()),
+            .unwrap_or_else(|| crate::DEFAULT_DATABASE_URL.to_owned()),
         demo: args.demo || file.demo.unwrap_or(false),
         sla: !args.no_sla,
     })
@@ -162,22 +157,12 @@ fn settings(args: ServeArgs) -> Result<Settings> {
 
 pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let settings = settings(args)?;
-    let store = doorstep_store::connect(
-        &settings.database_url,
-        &doorstep_store::ConnectOptions::default(),
-    )
-    .await
-    .map_err(|e| anyhow!("{e}"))?;
-    let engine = Arc::new(
-        Engine::open(store, Arc::new(SystemClock))
-            .await
-            .map_err(|e| anyhow!("cannot open the engine: {e}"))?,
-    );
+    let engine = crate::open_engine(&settings.database_url).await?;
     if settings.demo {
         let counts = engine
             .import_district(DEMO_DISTRICT)
             .await
-            .map_err(|e| anyhow!("cannot load the demo district: {e}"))?;
+            .context("cannot load the demo district")?;
         tracing::info!(
             nodes = counts.nodes,
             units = counts.units,
@@ -229,14 +214,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
 
 /// `doorstep sla`: the scheduler alone, beside service replicas that run with `--no-sla`.
 pub(crate) async fn run_sla(database_url: &str) -> Result<()> {
-    let store = doorstep_store::connect(database_url, &doorstep_store::ConnectOptions::default())
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-    let engine = Arc::new(
-        Engine::open(store, Arc::new(SystemClock))
-            .await
-            .map_err(|e| anyhow!("cannot open the engine: {e}"))?,
-    );
+    let engine = crate::open_engine(database_url).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let scheduler = doorstep_sla::Scheduler::new(engine, doorstep_sla::SchedulerConfig::default());
     let task = tokio::spawn(async move { scheduler.run(stopped).await });

@@ -1,7 +1,7 @@
 //! `doorstep token create|list|revoke`: API tokens, on the database directly (no running service
 //! needed). A token is shown once, by `create`, and stored only as its SHA-256.
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context as _, Result, anyhow};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use doorstep_domain::{NodeCode, UnitCode};
 use doorstep_engine::Role;
@@ -81,10 +81,8 @@ fn time(t: Option<DateTime<Utc>>) -> String {
 pub(crate) async fn run(args: TokenArgs) -> Result<()> {
     let url = args
         .database_url
-        .unwrap_or_else(|| "sqlite://doorstep.db".to_owned());
-    let store = doorstep_store::connect(&url, &doorstep_store::ConnectOptions::default())
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
+        .unwrap_or_else(|| crate::DEFAULT_DATABASE_URL.to_owned());
+    let store = crate::connect(&url).await?;
     let now = Utc::now();
     match args.command {
         TokenCommand::Create {
@@ -98,11 +96,11 @@ pub(crate) async fn run(args: TokenArgs) -> Result<()> {
             let scope = scope
                 .map(|s| NodeCode::parse(s.trim()))
                 .transpose()
-                .map_err(|e| anyhow!("--scope: {e}"))?;
+                .context("--scope")?;
             let unit = unit
                 .map(|u| UnitCode::parse(u.trim()))
                 .transpose()
-                .map_err(|e| anyhow!("--unit: {e}"))?;
+                .context("--unit")?;
             let expires_at = expires
                 .map(|e| parse_lifetime(&e).map(|d| now + d))
                 .transpose()?;
@@ -117,8 +115,7 @@ pub(crate) async fn run(args: TokenArgs) -> Result<()> {
                 },
                 now,
             )
-            .await
-            .map_err(|e| anyhow!("{e}"))?;
+            .await?;
             eprintln!(
                 "doorstep: token {} issued (role {}, scope {}{}); it is shown only once:",
                 issued.record.id,
@@ -135,7 +132,7 @@ pub(crate) async fn run(args: TokenArgs) -> Result<()> {
         }
         TokenCommand::List => {
             println!("id\tname\trole\tscope\tunit\tcreated\texpires\tstate");
-            for t in store.list_tokens().await.map_err(|e| anyhow!("{e}"))? {
+            for t in store.list_tokens().await? {
                 let state = match (t.revoked_at, t.expires_at) {
                     (Some(at), _) => format!("revoked {}", time(Some(at))),
                     (None, Some(at)) if at <= now => "expired".to_owned(),
@@ -155,10 +152,7 @@ pub(crate) async fn run(args: TokenArgs) -> Result<()> {
             }
         }
         TokenCommand::Revoke { id } => {
-            let t = store
-                .revoke_token(id.trim(), now)
-                .await
-                .map_err(|e| anyhow!("{e}"))?;
+            let t = store.revoke_token(id.trim(), now).await?;
             println!("revoked {} at {}", t.id, time(t.revoked_at));
         }
     }

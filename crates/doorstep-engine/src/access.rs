@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::Error;
 
 /// What a principal does for the district.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -162,16 +162,16 @@ const TABLE: &[(Rpc, &[Role])] = &[
 /// What a call does to tickets, for the out-of-scope answer and the test that walks the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// Reads tickets or events: out of reach reads as NOT_FOUND.
+    /// Reads tickets or events: out of reach reads as not found.
     Read,
-    /// Changes a ticket (or files one): out of reach is PERMISSION_DENIED.
+    /// Changes a ticket (or files one): out of reach is forbidden.
     Action,
     /// Reads reference data (tree, units, catalogue, calendar, policy).
     Reference,
     /// Changes the whole district (definition, calendar, policy) or reads the audit log: needs a
     /// district-wide scope.
     District,
-    /// Reports and exports over the principal's subtree: a node out of reach reads as NOT_FOUND.
+    /// Reports and exports over the principal's subtree: a node out of reach reads as not found.
     Report,
 }
 
@@ -257,16 +257,16 @@ pub fn allowed(role: Role, rpc: Rpc) -> bool {
 
 /// The one authorization check every handler makes right after authentication: the role may call the
 /// RPC, and a district-wide change comes from a district-wide principal.
-pub fn authorize(principal: &Principal, rpc: Rpc) -> Result<(), ApiError> {
+pub fn authorize(principal: &Principal, rpc: Rpc) -> Result<(), Error> {
     if !allowed(principal.role, rpc) {
-        return Err(ApiError::PermissionDenied(format!(
+        return Err(Error::Forbidden(format!(
             "role {} may not call {}",
             principal.role,
             rpc.name()
         )));
     }
     if rpc.kind() == Kind::District && principal.scope.is_some() {
-        return Err(ApiError::PermissionDenied(format!(
+        return Err(Error::Forbidden(format!(
             "{} needs a district-wide scope; this principal reaches {} only",
             rpc.name(),
             principal.scope.as_ref().map_or("", |s| s.as_str())
@@ -362,13 +362,13 @@ mod tests {
         admin.scope = Some(doorstep_domain::NodeCode::parse("lixia/jiefanglu").unwrap());
         assert!(matches!(
             authorize(&admin, Rpc::PutPolicy),
-            Err(ApiError::PermissionDenied(_))
+            Err(Error::Forbidden(_))
         ));
         assert!(authorize(&admin, Rpc::CancelTicket).is_ok());
         admin.role = Role::Reporter;
         assert!(matches!(
             authorize(&admin, Rpc::GetTicket),
-            Err(ApiError::PermissionDenied(m)) if m.contains("TicketService.GetTicket")
+            Err(Error::Forbidden(m)) if m.contains("TicketService.GetTicket")
         ));
     }
 

@@ -1,7 +1,8 @@
 //! Authentication: every request resolves to a [`Principal`] with a role and a jurisdiction scope.
 //! [`LocalAllAccess`] is the loopback default (everyone is the local admin); [`TokenAuthenticator`]
-//! checks `authorization: Bearer TOKEN` against the stored token hashes. What a principal may call is
-//! `access`; which tickets it reaches is checked by the engine.
+//! checks the caller's bearer token against the stored token hashes. Reading the token out of a
+//! request is the server's; what a principal may call is `access`; which tickets it reaches is checked
+//! by the engine.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,11 +10,10 @@ use std::time::{Duration, Instant};
 
 use doorstep_domain::{NodeCode, UnitCode};
 use doorstep_store::TokenRecord;
-use tonic::metadata::MetadataMap;
 
 use crate::access::Role;
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::tokens;
 
 /// The token a principal authenticated with (never the secret itself).
@@ -67,7 +67,7 @@ impl Principal {
     }
 
     /// Narrows a requested subtree to the principal's scope. `Ok(None)` = everywhere.
-    pub fn narrow(&self, requested: Option<String>) -> Result<Option<String>, ApiError> {
+    pub fn narrow(&self, requested: Option<String>) -> Result<Option<String>, Error> {
         match (requested, &self.scope_path) {
             (None, scope) => Ok(scope.clone()),
             (Some(path), None) => Ok(Some(path)),
@@ -76,19 +76,28 @@ impl Principal {
             (Some(path), Some(scope)) if scope.starts_with(path.as_str()) => {
                 Ok(Some(scope.clone()))
             }
-            (Some(_), Some(_)) => Err(ApiError::NotFound("node".into())),
+            (Some(_), Some(_)) => Err(Error::NotFound("node".into())),
         }
     }
 }
 
+/// The longest secret looked up; anything longer is no token of ours.
+const MAX_SECRET_LEN: usize = 256;
+
 /// Resolves the caller of a request.
 #[async_trait::async_trait]
 pub trait Authenticator: Send + Sync + std::fmt::Debug + 'static {
-    async fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, ApiError>;
+    /// Whether callers must present a bearer token. When not, the server does not read the request's
+    /// credentials at all (whatever a caller sends is ignored, however malformed).
+    fn requires_token(&self) -> bool;
+
+    /// The principal of a caller presenting the bearer token `token` (its secret), or `None` when
+    /// it presented none.
+    async fn authenticate(&self, token: Option<&str>) -> Result<Principal, Error>;
 
     /// Checks that an authenticated principal still holds (its token is neither revoked nor expired);
     /// long-lived streams call it as they go.
-    async fn recheck(&self, principal: &Principal) -> Result<(), ApiError>;
+    async fn recheck(&self, principal: &Principal) -> Result<(), Error>;
 }
 
 /// Everyone is the local all-access principal (loopback use, demos and tests).
@@ -97,11 +106,15 @@ pub struct LocalAllAccess;
 
 #[async_trait::async_trait]
 impl Authenticator for LocalAllAccess {
-    async fn authenticate(&self, _metadata: &MetadataMap) -> Result<Principal, ApiError> {
+    fn requires_token(&self) -> bool {
+        false
+    }
+
+    async fn authenticate(&self, _token: Option<&str>) -> Result<Principal, Error> {
         Ok(Principal::local())
     }
 
-    async fn recheck(&self, _principal: &Principal) -> Result<(), ApiError> {
+    async fn recheck(&self, _principal: &Principal) -> Result<(), Error> {
         Ok(())
     }
 }
@@ -133,7 +146,7 @@ impl TokenAuthenticator {
         }
     }
 
-    async fn lookup(&self, hash: &str) -> Result<Option<TokenRecord>, ApiError> {
+    async fn lookup(&self, hash: &str) -> Result<Option<TokenRecord>, Error> {
         {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((at, record)) = cache.get(hash)
@@ -152,20 +165,20 @@ impl TokenAuthenticator {
     }
 
     /// The token's record if it is still good now.
-    async fn valid(&self, hash: &str) -> Result<TokenRecord, ApiError> {
+    async fn valid(&self, hash: &str) -> Result<TokenRecord, Error> {
         let record = self
             .lookup(hash)
             .await?
-            .ok_or_else(|| ApiError::Unauthenticated("unknown token".into()))?;
+            .ok_or_else(|| Error::Unauthenticated("unknown token".into()))?;
         let now = self.engine.now();
         if record.revoked_at.is_some_and(|at| at <= now) {
-            return Err(ApiError::Unauthenticated(format!(
+            return Err(Error::Unauthenticated(format!(
                 "token {} was revoked",
                 record.id
             )));
         }
         if record.expires_at.is_some_and(|at| at <= now) {
-            return Err(ApiError::Unauthenticated(format!(
+            return Err(Error::Unauthenticated(format!(
                 "token {} has expired",
                 record.id
             )));
@@ -174,44 +187,34 @@ impl TokenAuthenticator {
     }
 }
 
-/// The secret of an `authorization: Bearer TOKEN` header.
-fn bearer(metadata: &MetadataMap) -> Result<&str, ApiError> {
-    let value = metadata.get("authorization").ok_or_else(|| {
-        ApiError::Unauthenticated(
-            "this service requires authentication: send `authorization: Bearer TOKEN` \
-             (tokens come from `doorstep token create`)"
-                .into(),
-        )
-    })?;
-    let text = value
-        .to_str()
-        .map_err(|_| ApiError::Unauthenticated("authorization is not ASCII".into()))?;
-    let secret = text
-        .strip_prefix("Bearer ")
-        .or_else(|| text.strip_prefix("bearer "))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::Unauthenticated("authorization must be `Bearer TOKEN`".into()))?;
-    if secret.len() > 256 {
-        return Err(ApiError::Unauthenticated("unknown token".into()));
-    }
-    Ok(secret)
-}
-
 #[async_trait::async_trait]
 impl Authenticator for TokenAuthenticator {
-    async fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, ApiError> {
-        let hash = tokens::hash(bearer(metadata)?);
+    fn requires_token(&self) -> bool {
+        true
+    }
+
+    async fn authenticate(&self, token: Option<&str>) -> Result<Principal, Error> {
+        let secret = token.ok_or_else(|| {
+            Error::Unauthenticated(
+                "this service requires authentication: send `authorization: Bearer TOKEN` \
+                 (tokens come from `doorstep token create`)"
+                    .into(),
+            )
+        })?;
+        if secret.len() > MAX_SECRET_LEN {
+            return Err(Error::Unauthenticated("unknown token".into()));
+        }
+        let hash = tokens::hash(secret);
         let record = self.valid(&hash).await?;
         let role: Role = record.role.parse().map_err(|e: String| {
-            ApiError::Internal(format!("token {}: stored role: {e}", record.id))
+            Error::Internal(format!("token {}: stored role: {e}", record.id))
         })?;
         let scope = NodeCode::parse(&record.scope)
-            .map_err(|e| ApiError::Internal(format!("token {}: stored scope: {e}", record.id)))?;
+            .map_err(|e| Error::Internal(format!("token {}: stored scope: {e}", record.id)))?;
         let district = self.engine.district();
         let tree = &district.jurisdiction;
         let path = tree.node_path(&scope).ok_or_else(|| {
-            ApiError::PermissionDenied(format!(
+            Error::Forbidden(format!(
                 "the scope of token {}, node {scope}, is no longer in the district",
                 record.id
             ))
@@ -222,10 +225,10 @@ impl Authenticator for TokenAuthenticator {
             .as_deref()
             .map(UnitCode::parse)
             .transpose()
-            .map_err(|e| ApiError::Internal(format!("token {}: stored unit: {e}", record.id)))?;
+            .map_err(|e| Error::Internal(format!("token {}: stored unit: {e}", record.id)))?;
         if (role == Role::Unit) != unit.is_some() {
             // `tokens::issue` never stores this; a hand-edited row must not widen a unit's reach.
-            return Err(ApiError::Internal(format!(
+            return Err(Error::Internal(format!(
                 "token {}: a unit token names exactly one unit, and only a unit token does",
                 record.id
             )));
@@ -243,7 +246,7 @@ impl Authenticator for TokenAuthenticator {
         })
     }
 
-    async fn recheck(&self, principal: &Principal) -> Result<(), ApiError> {
+    async fn recheck(&self, principal: &Principal) -> Result<(), Error> {
         match &principal.token {
             Some(token) => self.valid(&token.hash).await.map(|_| ()),
             None => Ok(()),

@@ -16,7 +16,7 @@ use doorstep_store::{
 use tokio::sync::{Notify, watch};
 
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::Error;
 
 mod firing;
 mod retiming;
@@ -78,7 +78,7 @@ pub struct Engine {
 impl Engine {
     /// Loads the district, calendar and policy from the store, seeding what a new database lacks: the
     /// built-in official calendar years it does not have yet, and the built-in policy as version 1.
-    pub async fn open(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Engine, ApiError> {
+    pub async fn open(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Engine, Error> {
         let mut calendar = store.load_calendar().await?;
         let official = Calendar::official();
         for notice in official.notices() {
@@ -86,7 +86,7 @@ impl Engine {
                 let days = official.days_of_notice(notice.year);
                 store.put_calendar_notice(notice, &days).await?;
                 calendar.put_notice(notice.clone(), days).map_err(|e| {
-                    ApiError::Internal(format!("seeding calendar {}: {e}", notice.year))
+                    Error::Internal(format!("seeding calendar {}: {e}", notice.year))
                 })?;
             }
         }
@@ -95,7 +95,7 @@ impl Engine {
             None => store.put_policy(DEFAULT_POLICY_TOML, clock.now()).await?,
         };
         let parsed = Policy::from_toml(&policy.toml)
-            .map_err(|e| ApiError::Internal(format!("stored policy {}: {e}", policy.version)))?;
+            .map_err(|e| Error::Internal(format!("stored policy {}: {e}", policy.version)))?;
         let district = store.load_district().await?;
         let last = store.last_seq().await?;
         let shared = Shared {
@@ -115,7 +115,8 @@ impl Engine {
         Ok(engine)
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    /// The store, for the engine's own modules; callers outside go through the engine's methods.
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
@@ -170,7 +171,7 @@ impl Engine {
     }
 
     /// A policy version, from memory or the store.
-    pub async fn policy(&self, version: i64) -> Result<Arc<Policy>, ApiError> {
+    pub async fn policy(&self, version: i64) -> Result<Arc<Policy>, Error> {
         let shared = self.shared();
         let version = if version == 0 {
             shared.current_policy
@@ -184,10 +185,10 @@ impl Engine {
             .store
             .policy(version)
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("policy version {version}")))?;
+            .ok_or_else(|| Error::NotFound(format!("policy version {version}")))?;
         let policy = Arc::new(
             Policy::from_toml(&stored.toml)
-                .map_err(|e| ApiError::Internal(format!("stored policy {version}: {e}")))?,
+                .map_err(|e| Error::Internal(format!("stored policy {version}: {e}")))?,
         );
         let cached = Arc::clone(&policy);
         self.replace(|s| {
@@ -209,21 +210,21 @@ impl Engine {
         district: &District,
         field: &'static str,
         node: &NodeCode,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, Error> {
         district
             .jurisdiction
             .node_path(node)
-            .ok_or_else(|| ApiError::invalid(field, format!("unknown jurisdiction node {node}")))
+            .ok_or_else(|| Error::invalid(field, format!("unknown jurisdiction node {node}")))
     }
 
     fn require_unit(
         district: &District,
         field: &'static str,
         unit: &UnitCode,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         match district.jurisdiction.unit(unit) {
             Some(_) => Ok(()),
-            None => Err(ApiError::invalid(field, format!("unknown unit {unit}"))),
+            None => Err(Error::invalid(field, format!("unknown unit {unit}"))),
         }
     }
 
@@ -234,13 +235,13 @@ impl Engine {
         principal: &Principal,
         intake: Intake,
         level_hint: Option<Level>,
-    ) -> Result<(Ticket, bool), ApiError> {
+    ) -> Result<(Ticket, bool), Error> {
         let intake = intake.validated()?;
         let shared = self.shared();
         let district = &shared.district;
         let node_path = self.node_path(district, "node", &intake.node)?;
         if !principal.reaches(&node_path) {
-            return Err(ApiError::PermissionDenied(format!(
+            return Err(Error::Forbidden(format!(
                 "node {} is outside your jurisdiction",
                 intake.node
             )));
@@ -248,7 +249,7 @@ impl Engine {
         let route = district
             .route(&intake.category, &intake.node)
             .ok_or_else(|| {
-                ApiError::invalid(
+                Error::invalid(
                     "category",
                     format!(
                         "{} is not in the dispatch catalogue for {}",
@@ -284,7 +285,7 @@ impl Engine {
             &ctx,
         )?;
         let mut ticket =
-            Ticket::from_created(&created).map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ticket::from_created(&created).map_err(|e| Error::Internal(e.to_string()))?;
         let mut events = vec![created];
         {
             let (next, dispatched) = ticket.handle(
@@ -316,23 +317,19 @@ impl Engine {
     }
 
     /// Reads a ticket the principal may see; out of scope reads as not found (no existence leak).
-    pub async fn get_ticket(
-        &self,
-        principal: &Principal,
-        id: &TicketId,
-    ) -> Result<Ticket, ApiError> {
+    pub async fn get_ticket(&self, principal: &Principal, id: &TicketId) -> Result<Ticket, Error> {
         let ticket = self
             .store
             .get_ticket(id)
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("ticket {id}")))?;
+            .ok_or_else(|| Error::NotFound(format!("ticket {id}")))?;
         if !self.may_see(principal, &ticket).await? {
-            return Err(ApiError::NotFound(format!("ticket {id}")));
+            return Err(Error::NotFound(format!("ticket {id}")));
         }
         Ok(ticket)
     }
 
-    pub(crate) async fn ticket_path(&self, ticket: &Ticket) -> Result<String, ApiError> {
+    pub(crate) async fn ticket_path(&self, ticket: &Ticket) -> Result<String, Error> {
         if let Some(path) = self.district().jurisdiction.node_path(&ticket.intake.node) {
             return Ok(path);
         }
@@ -344,7 +341,7 @@ impl Engine {
         &self,
         principal: &Principal,
         id: &TicketId,
-    ) -> Result<(Ticket, Vec<StoredEvent>, Vec<Explanation>), ApiError> {
+    ) -> Result<(Ticket, Vec<StoredEvent>, Vec<Explanation>), Error> {
         let ticket = self.get_ticket(principal, id).await?;
         let history = self.store.history(id).await?;
         let explanations = explain(&ticket);
@@ -359,13 +356,13 @@ impl Engine {
         id: &TicketId,
         version: i64,
         action: Action,
-    ) -> Result<Ticket, ApiError> {
+    ) -> Result<Ticket, Error> {
         let ticket = self.ticket_for_action(principal, id).await?;
         if let Action::Command(command) = &action {
             Self::check_acting_unit(principal, command)?;
         }
         if version != ticket.version {
-            return Err(ApiError::Aborted(format!(
+            return Err(Error::Conflict(format!(
                 "ticket {id} is at version {}, not {version}: reload it and try again",
                 ticket.version
             )));
@@ -377,7 +374,7 @@ impl Engine {
             Action::DispatchByCatalogue { reason } => {
                 let route = district.route(&ticket.intake.category, &ticket.intake.node);
                 let unit = route.map(|r| r.lead_unit.code.clone()).ok_or_else(|| {
-                    ApiError::invalid(
+                    Error::invalid(
                         "lead_unit",
                         format!(
                             "the dispatch catalogue names no lead unit for {} at {}; name one",
@@ -407,7 +404,7 @@ impl Engine {
         before: &Ticket,
         after: &Ticket,
         events: &[Event],
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         if events.is_empty() {
             return Ok(());
         }
@@ -430,7 +427,7 @@ impl Engine {
         ticket: &Ticket,
         district: &District,
         policy: &Policy,
-    ) -> Result<Command, ApiError> {
+    ) -> Result<Command, Error> {
         Ok(match command {
             Command::Dispatch { unit, reason } => {
                 Self::require_unit(district, "lead_unit", &unit)?;
@@ -469,7 +466,7 @@ impl Engine {
         &self,
         principal: &Principal,
         request: ListRequest,
-    ) -> Result<TicketPage, ApiError> {
+    ) -> Result<TicketPage, Error> {
         let district = self.district();
         let requested = match &request.node {
             Some(node) => Some(self.node_path(&district, "node", node)?),
@@ -481,7 +478,7 @@ impl Engine {
             // A handling unit lists its own tickets; another unit's queue is not there for it.
             match &query.unit {
                 Some(asked) if asked != own => {
-                    return Err(ApiError::NotFound(format!("unit {asked}")));
+                    return Err(Error::NotFound(format!("unit {asked}")));
                 }
                 _ => query.unit = Some(own.clone()),
             }
@@ -497,7 +494,7 @@ impl Engine {
         &self,
         principal: &Principal,
         node: Option<&NodeCode>,
-    ) -> Result<Option<String>, ApiError> {
+    ) -> Result<Option<String>, Error> {
         let district = self.district();
         let requested = match node {
             Some(node) => Some(self.node_path(&district, "node", node)?),
@@ -511,17 +508,19 @@ impl Engine {
         subtree: Option<&str>,
         after_seq: i64,
         limit: u32,
-    ) -> Result<Vec<StoredEvent>, ApiError> {
+    ) -> Result<Vec<StoredEvent>, Error> {
         Ok(self.store.events_after(subtree, after_seq, limit).await?)
     }
 
+    /// The seq of the last event committed to the store, by this process or another (0 for none).
+    pub async fn last_seq(&self) -> Result<i64, Error> {
+        Ok(self.store.last_seq().await?)
+    }
+
     /// Validates and stores a whole district, then serves it.
-    pub async fn import_district(
-        &self,
-        toml: &str,
-    ) -> Result<doorstep_store::ImportCounts, ApiError> {
+    pub async fn import_district(&self, toml: &str) -> Result<doorstep_store::ImportCounts, Error> {
         let district =
-            District::from_toml(toml).map_err(|e| ApiError::invalid("toml", e.to_string()))?;
+            District::from_toml(toml).map_err(|e| Error::invalid("toml", e.to_string()))?;
         let counts = self.store.import_district(&district).await?;
         let district = Arc::new(self.store.load_district().await?);
         self.replace(|s| Shared {
@@ -539,11 +538,11 @@ impl Engine {
         &self,
         notice: Notice,
         days: Vec<SpecialDay>,
-    ) -> Result<Retimed, ApiError> {
+    ) -> Result<Retimed, Error> {
         let mut calendar = (*self.calendar()).clone();
         calendar
             .put_notice(notice.clone(), days.clone())
-            .map_err(|e| ApiError::invalid("days", e.to_string()))?;
+            .map_err(|e| Error::invalid("days", e.to_string()))?;
         self.store.put_calendar_notice(&notice, &days).await?;
         let previous = self.calendar();
         let calendar = Arc::new(calendar);
@@ -570,9 +569,8 @@ impl Engine {
     }
 
     /// Stores a new policy version; new tickets are judged under it, open ones keep theirs.
-    pub async fn put_policy(&self, toml: &str) -> Result<PolicyVersion, ApiError> {
-        let policy =
-            Policy::from_toml(toml).map_err(|e| ApiError::invalid("toml", e.to_string()))?;
+    pub async fn put_policy(&self, toml: &str) -> Result<PolicyVersion, Error> {
+        let policy = Policy::from_toml(toml).map_err(|e| Error::invalid("toml", e.to_string()))?;
         let stored = self.store.put_policy(toml, self.clock.now()).await?;
         let version = stored.version;
         let policy = Arc::new(policy);
@@ -590,7 +588,7 @@ impl Engine {
         Ok(stored)
     }
 
-    pub async fn policy_version(&self, version: i64) -> Result<PolicyVersion, ApiError> {
+    pub async fn policy_version(&self, version: i64) -> Result<PolicyVersion, Error> {
         let version = if version == 0 {
             self.shared().current_policy
         } else {
@@ -599,7 +597,7 @@ impl Engine {
         self.store
             .policy(version)
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("policy version {version}")))
+            .ok_or_else(|| Error::NotFound(format!("policy version {version}")))
     }
 
     /// Looks up an existing ticket by its source reference (for intake retries).
@@ -607,7 +605,7 @@ impl Engine {
         &self,
         source: Channel,
         external_ref: &str,
-    ) -> Result<Option<Ticket>, ApiError> {
+    ) -> Result<Option<Ticket>, Error> {
         Ok(self.store.ticket_by_ref(source, external_ref).await?)
     }
 }

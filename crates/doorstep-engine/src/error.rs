@@ -1,91 +1,104 @@
-//! Every failure a caller can see, and its one mapping to a gRPC status.
+//! Every failure a caller of the engine can see: [`Error`], and its [`ErrorKind`], the small set of
+//! answers a service maps to its own protocol (the gRPC mapping is the server's).
 
 use doorstep_domain::{ActionError, InvalidField};
 use doorstep_store::StoreError;
 
-/// What went wrong, in the API's terms.
+/// What went wrong, in the engine's terms.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum ApiError {
+pub enum Error {
     /// A field is malformed: `field: reason`.
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
     #[error("{0} not found")]
     NotFound(String),
-    /// The action does not apply in the current state; the message names the status.
+    /// The action does not apply in the current state (the message names the status), or what it
+    /// would create already exists.
     #[error("{0}")]
-    FailedPrecondition(String),
+    NotApplicable(String),
     /// The ticket moved on since the caller read it.
     #[error("{0}")]
-    Aborted(String),
+    Conflict(String),
+    /// The caller's role or jurisdiction does not allow it.
     #[error("{0}")]
-    PermissionDenied(String),
+    Forbidden(String),
+    /// The caller could not be identified (no token, or one that is unknown, revoked or expired).
     #[error("{0}")]
     Unauthenticated(String),
-    /// The principal is over its rate limit.
+    /// The caller is over its rate limit.
     #[error("{0}")]
-    ResourceExhausted(String),
-    /// Logged with detail; the caller sees an opaque message.
+    RateLimited(String),
+    /// A fault of the engine or its store, not of the request: to be logged with detail and answered
+    /// with an opaque message.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
-impl ApiError {
+/// The kind of an [`Error`]: what a service answers, whatever the detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    Invalid,
+    NotFound,
+    NotApplicable,
+    Conflict,
+    Forbidden,
+    Unauthenticated,
+    RateLimited,
+    Internal,
+}
+
+impl Error {
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        ApiError::Invalid {
+        Error::Invalid {
             field: field.into(),
             reason: reason.into(),
         }
     }
-}
 
-impl From<InvalidField> for ApiError {
-    fn from(e: InvalidField) -> Self {
-        ApiError::invalid(e.field, e.reason)
-    }
-}
-
-impl From<ActionError> for ApiError {
-    fn from(e: ActionError) -> Self {
-        match e {
-            ActionError::Invalid(field) => field.into(),
-            other => ApiError::FailedPrecondition(other.to_string()),
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Invalid { .. } => ErrorKind::Invalid,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::NotApplicable(_) => ErrorKind::NotApplicable,
+            Error::Conflict(_) => ErrorKind::Conflict,
+            Error::Forbidden(_) => ErrorKind::Forbidden,
+            Error::Unauthenticated(_) => ErrorKind::Unauthenticated,
+            Error::RateLimited(_) => ErrorKind::RateLimited,
+            Error::Internal(_) => ErrorKind::Internal,
         }
     }
 }
 
-impl From<StoreError> for ApiError {
+impl From<InvalidField> for Error {
+    fn from(e: InvalidField) -> Self {
+        Error::invalid(e.field, e.reason)
+    }
+}
+
+impl From<ActionError> for Error {
+    fn from(e: ActionError) -> Self {
+        match e {
+            ActionError::Invalid(field) => field.into(),
+            other => Error::NotApplicable(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound(what) => ApiError::NotFound(what),
+            StoreError::NotFound(what) => Error::NotFound(what),
             StoreError::Conflict {
                 id,
                 expected,
                 actual,
-            } => ApiError::Aborted(format!(
+            } => Error::Conflict(format!(
                 "ticket {id} is at version {actual}, not {expected}: reload it and try again"
             )),
             StoreError::AlreadyExists(what) => {
-                ApiError::FailedPrecondition(format!("{what} already exists"))
+                Error::NotApplicable(format!("{what} already exists"))
             }
-            other => ApiError::Internal(other.to_string()),
-        }
-    }
-}
-
-impl From<ApiError> for tonic::Status {
-    fn from(e: ApiError) -> Self {
-        match e {
-            ApiError::Invalid { .. } => tonic::Status::invalid_argument(e.to_string()),
-            ApiError::NotFound(_) => tonic::Status::not_found(e.to_string()),
-            ApiError::FailedPrecondition(m) => tonic::Status::failed_precondition(m),
-            ApiError::Aborted(m) => tonic::Status::aborted(m),
-            ApiError::PermissionDenied(m) => tonic::Status::permission_denied(m),
-            ApiError::Unauthenticated(m) => tonic::Status::unauthenticated(m),
-            ApiError::ResourceExhausted(m) => tonic::Status::resource_exhausted(m),
-            ApiError::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
-                tonic::Status::internal("internal error; the server log has the details")
-            }
+            other => Error::Internal(other.to_string()),
         }
     }
 }

@@ -7,12 +7,12 @@ use doorstep_store::{AuditEntry, AuditQuery, StoredEvent};
 use crate::access::{CallerView, Role, Rpc, caller_view};
 use crate::auth::Principal;
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::Error;
 
 impl Engine {
     /// The principal reaches the ticket: within its subtree, and for a handling unit a ticket it
     /// leads or co-handles, for intake a ticket it registered.
-    pub async fn may_see(&self, principal: &Principal, ticket: &Ticket) -> Result<bool, ApiError> {
+    pub async fn may_see(&self, principal: &Principal, ticket: &Ticket) -> Result<bool, Error> {
         if !principal.reaches(&self.ticket_path(ticket).await?) {
             return Ok(false);
         }
@@ -31,9 +31,9 @@ impl Engine {
         &self,
         principal: &Principal,
         existing: Ticket,
-    ) -> Result<(Ticket, bool), ApiError> {
+    ) -> Result<(Ticket, bool), Error> {
         if !self.may_see(principal, &existing).await? {
-            return Err(ApiError::PermissionDenied(
+            return Err(Error::Forbidden(
                 "this source and external_ref were registered by another principal".into(),
             ));
         }
@@ -41,7 +41,7 @@ impl Engine {
     }
 
     /// The actor of the ticket's CREATED event.
-    async fn registered_by(&self, ticket: &Ticket) -> Result<String, ApiError> {
+    async fn registered_by(&self, ticket: &Ticket) -> Result<String, Error> {
         let history = self.store().history(&ticket.id).await?;
         Ok(history
             .first()
@@ -49,15 +49,15 @@ impl Engine {
             .unwrap_or_default())
     }
 
-    /// The ticket an action is asked on. Out of reach, it is PERMISSION_DENIED, and so is a ticket that
+    /// The ticket an action is asked on. Out of reach, it is forbidden, and so is a ticket that
     /// does not exist for a principal that does not reach everything (no existence leak either way).
     pub async fn ticket_for_action(
         &self,
         principal: &Principal,
         id: &TicketId,
-    ) -> Result<Ticket, ApiError> {
+    ) -> Result<Ticket, Error> {
         let denied = || {
-            ApiError::PermissionDenied(format!(
+            Error::Forbidden(format!(
                 "ticket {id} is not among the tickets {} may act on",
                 principal.name
             ))
@@ -65,18 +65,13 @@ impl Engine {
         match self.store().get_ticket(id).await? {
             Some(ticket) if self.may_see(principal, &ticket).await? => Ok(ticket),
             Some(_) => Err(denied()),
-            None if principal.reaches_everything() => {
-                Err(ApiError::NotFound(format!("ticket {id}")))
-            }
+            None if principal.reaches_everything() => Err(Error::NotFound(format!("ticket {id}"))),
             None => Err(denied()),
         }
     }
 
     /// A handling unit acts only in its own name.
-    pub(crate) fn check_acting_unit(
-        principal: &Principal,
-        command: &Command,
-    ) -> Result<(), ApiError> {
+    pub(crate) fn check_acting_unit(principal: &Principal, command: &Command) -> Result<(), Error> {
         let named = match command {
             Command::Acknowledge { unit }
             | Command::Return { unit, .. }
@@ -84,7 +79,7 @@ impl Engine {
             _ => return Ok(()),
         };
         match (&principal.role, &principal.unit) {
-            (Role::Unit, Some(own)) if own != named => Err(ApiError::PermissionDenied(format!(
+            (Role::Unit, Some(own)) if own != named => Err(Error::Forbidden(format!(
                 "this token speaks for unit {own}, not {named}"
             ))),
             _ => Ok(()),
@@ -97,7 +92,7 @@ impl Engine {
         &self,
         principal: &Principal,
         events: Vec<StoredEvent>,
-    ) -> Result<Vec<StoredEvent>, ApiError> {
+    ) -> Result<Vec<StoredEvent>, Error> {
         if principal.role != Role::Unit {
             return Ok(events);
         }
@@ -129,7 +124,7 @@ impl Engine {
         principal: &Principal,
         rpc: Rpc,
         tickets: &[&Ticket],
-    ) -> Result<Vec<CallerView>, ApiError> {
+    ) -> Result<Vec<CallerView>, Error> {
         let now = self.now();
         let mut entries = Vec::new();
         let views = tickets
@@ -158,7 +153,7 @@ impl Engine {
     }
 
     /// The audit log, oldest first.
-    pub async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, ApiError> {
+    pub async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, Error> {
         Ok(self.store().audit_log(query).await?)
     }
 }

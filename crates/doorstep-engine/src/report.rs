@@ -22,7 +22,7 @@ use doorstep_store::{ReportCounts, ReportGroup, ReportQuery};
 
 use crate::auth::Principal;
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::Error;
 
 /// A report request, parsed at the edge.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,7 +190,7 @@ pub fn period_steps<Z: TimeZone>(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     tz: &Z,
-) -> Result<Vec<Step>, ApiError> {
+) -> Result<Vec<Step>, Error> {
     let mut steps = Vec::new();
     let mut start = step_start(step, from.with_timezone(tz).date_naive());
     loop {
@@ -201,7 +201,7 @@ pub fn period_steps<Z: TimeZone>(
         let next = next_step(step, start);
         let ends = local_midnight(next, tz);
         if steps.len() == MAX_PERIOD_STEPS {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "period",
                 format!(
                     "the window has more than {MAX_PERIOD_STEPS} steps of this period; choose a \
@@ -228,14 +228,14 @@ fn code_of_path(path: &str) -> &str {
 }
 
 impl Engine {
-    /// The SLA report of a subtree the principal reaches (outside it: NOT_FOUND, as for tickets).
+    /// The SLA report of a subtree the principal reaches (outside it: not found, as for tickets).
     pub async fn sla_report(
         &self,
         principal: &Principal,
         request: &SlaReportRequest,
-    ) -> Result<SlaReport, ApiError> {
+    ) -> Result<SlaReport, Error> {
         if request.from >= request.to {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "to",
                 format!(
                     "{} is not after from ({})",
@@ -248,9 +248,9 @@ impl Engine {
         let path = district
             .jurisdiction
             .node_path(&request.node)
-            .ok_or_else(|| ApiError::NotFound(format!("node {}", request.node)))?;
+            .ok_or_else(|| Error::NotFound(format!("node {}", request.node)))?;
         if !principal.reaches(&path) {
-            return Err(ApiError::NotFound(format!("node {}", request.node)));
+            return Err(Error::NotFound(format!("node {}", request.node)));
         }
         let tz = self.policy(0).await?.time_zone;
         let now = self.now();
@@ -341,6 +341,13 @@ impl Engine {
             }
         };
         Ok(SlaReport { rows, as_of: now })
+    }
+
+    /// Folds at most `step` more events of the log into the reporting rows, which commits leave
+    /// behind; the number of events taken (fewer than `step`: caught up). The scheduler calls it
+    /// while nothing is due; a report catches up by itself first.
+    pub async fn catch_up_reports(&self, step: u32) -> Result<u64, Error> {
+        Ok(self.store().project_reports(step).await?)
     }
 }
 

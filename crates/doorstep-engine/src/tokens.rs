@@ -6,7 +6,7 @@ use doorstep_store::{Store, TokenRecord};
 use sha2::{Digest, Sha256};
 
 use crate::access::Role;
-use crate::error::ApiError;
+use crate::error::Error;
 
 /// Every token starts so (secret scanners and people can tell what it is).
 pub const PREFIX: &str = "dst_";
@@ -16,10 +16,10 @@ pub fn hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-fn random_hex(bytes: usize) -> Result<String, ApiError> {
+fn random_hex(bytes: usize) -> Result<String, Error> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf)
-        .map_err(|e| ApiError::Internal(format!("no randomness for a token: {e}")))?;
+        .map_err(|e| Error::Internal(format!("no randomness for a token: {e}")))?;
     Ok(hex::encode(buf))
 }
 
@@ -47,22 +47,22 @@ pub async fn issue(
     store: &dyn Store,
     request: TokenRequest,
     now: DateTime<Utc>,
-) -> Result<Issued, ApiError> {
+) -> Result<Issued, Error> {
     let district = store.load_district().await?;
     let tree = &district.jurisdiction;
     let unit = match (request.role, &request.unit) {
         (Role::Unit, None) => {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "unit",
                 "a handling unit's token names its unit (--unit CODE)",
             ));
         }
         (Role::Unit, Some(code)) => Some(
             tree.unit(code)
-                .ok_or_else(|| ApiError::invalid("unit", format!("unknown unit {code}")))?,
+                .ok_or_else(|| Error::invalid("unit", format!("unknown unit {code}")))?,
         ),
         (role, Some(_)) => {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "unit",
                 format!("only a unit token names a unit, not a {role} token"),
             ));
@@ -74,7 +74,7 @@ pub async fn issue(
         // A unit reaches its own node's subtree unless told otherwise.
         (None, Some(unit)) => unit.node.clone(),
         (None, None) => {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "scope",
                 "is required: the jurisdiction node the token reaches (the district's own code \
                  for all of it)",
@@ -82,7 +82,7 @@ pub async fn issue(
         }
     };
     if tree.node(&scope).is_none() {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "scope",
             format!("unknown jurisdiction node {scope} (is the district loaded?)"),
         ));
@@ -90,7 +90,7 @@ pub async fn issue(
     if let Some(at) = request.expires_at
         && at <= now
     {
-        return Err(ApiError::invalid("expires", "is in the past"));
+        return Err(Error::invalid("expires", "is in the past"));
     }
     let name = match request.name {
         Some(name) => doorstep_domain::ids::required_text("name", &name, 100)?,

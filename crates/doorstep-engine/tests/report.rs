@@ -15,7 +15,7 @@ use doorstep_domain::{
     ManualClock, NodeCode, Satisfaction, Status, TicketId, UnitCode, replay,
 };
 use doorstep_engine::{
-    Action, ApiError, Engine, PeriodStep, Principal, ReportBy, SlaReportRequest, SlaRow,
+    Action, Engine, Error, PeriodStep, Principal, ReportBy, SlaReportRequest, SlaRow,
 };
 use doorstep_store::Store;
 use doorstep_store::testing::{TestDatabase, TestDb};
@@ -82,6 +82,8 @@ fn local_day(y: i32, m: u32, d: u32) -> DateTime<Utc> {
 struct World {
     clock: Arc<ManualClock>,
     engine: Engine,
+    /// The store the engine was opened on.
+    store: Arc<dyn Store>,
     principal: Principal,
     rng: Rng,
     open: Vec<TicketId>,
@@ -96,11 +98,14 @@ impl World {
 
     async fn on(store: Arc<dyn Store>, start: DateTime<Utc>, seed: u64) -> World {
         let clock = Arc::new(ManualClock::new(start));
-        let engine = Engine::open(store, clock.clone()).await.unwrap();
+        let engine = Engine::open(Arc::clone(&store), clock.clone())
+            .await
+            .unwrap();
         engine.import_district(LIXIA).await.unwrap();
         World {
             clock,
             engine,
+            store,
             principal: Principal::local(),
             rng: Rng(seed),
             open: Vec::new(),
@@ -154,7 +159,7 @@ impl World {
             .unwrap()
             .version;
         match self.engine.act(&self.principal, id, version, action).await {
-            Ok(_) | Err(ApiError::FailedPrecondition(_)) | Err(ApiError::Invalid { .. }) => {}
+            Ok(_) | Err(Error::NotApplicable(_)) | Err(Error::Invalid { .. }) => {}
             Err(e) => panic!("{id}: {e}"),
         }
     }
@@ -261,8 +266,7 @@ impl World {
         let now = self.clock.now();
         loop {
             let due = self
-                .engine
-                .store()
+                .store
                 .claim_due_timers(now, 256, "test", now + Duration::minutes(1))
                 .await
                 .unwrap();
@@ -684,15 +688,11 @@ async fn rows_are_backfilled_for_a_database_from_before_reporting(db: TestDb) {
     );
 }
 
-async fn histories(engine: &Engine) -> Vec<History> {
+async fn histories(engine: &Engine, store: &dyn Store) -> Vec<History> {
     let mut by_ticket: BTreeMap<TicketId, Vec<(i64, Event)>> = BTreeMap::new();
     let mut after = 0;
     loop {
-        let page = engine
-            .store()
-            .events_after(None, after, 5000)
-            .await
-            .unwrap();
+        let page = store.events_after(None, after, 5000).await.unwrap();
         let Some(last) = page.last() else { break };
         after = last.seq;
         for e in page {
@@ -729,7 +729,7 @@ async fn every_figure_matches_the_history(db: TestDatabase) {
     let mut w = World::new(&db, start, 0x5eed_2026_1129).await;
     w.simulate(end).await;
     let now = w.clock.now();
-    let all = histories(&w.engine).await;
+    let all = histories(&w.engine, &*w.store).await;
     assert!(all.len() >= 1000, "{} tickets", all.len());
     let kinds: std::collections::BTreeSet<&str> = all
         .iter()
@@ -928,7 +928,7 @@ async fn bad_requests_name_the_field(db: TestDatabase) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, ApiError::Invalid { field, .. } if field == "to"),
+        matches!(&e, Error::Invalid { field, .. } if field == "to"),
         "{e}"
     );
     let e = w
@@ -937,7 +937,7 @@ async fn bad_requests_name_the_field(db: TestDatabase) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, ApiError::NotFound(what) if what.contains("nowhere")),
+        matches!(&e, Error::NotFound(what) if what.contains("nowhere")),
         "{e}"
     );
     // Outside the caller's jurisdiction reads as not found.
@@ -957,7 +957,7 @@ async fn bad_requests_name_the_field(db: TestDatabase) {
         .sla_report(&scoped, &ask("lixia/zhiyuan", a, b))
         .await
         .unwrap_err();
-    assert!(matches!(e, ApiError::NotFound(_)), "{e}");
+    assert!(matches!(e, Error::NotFound(_)), "{e}");
     assert!(
         w.engine
             .sla_report(&scoped, &ask("lixia/jiefanglu", a, b))
@@ -973,7 +973,7 @@ async fn bad_requests_name_the_field(db: TestDatabase) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, ApiError::Invalid { field, .. } if field == "period"),
+        matches!(&e, Error::Invalid { field, .. } if field == "period"),
         "{e}"
     );
 }

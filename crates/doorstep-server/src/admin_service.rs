@@ -7,10 +7,11 @@ use doorstep_proto::v1::admin_service_server::AdminService;
 use tonic::{Request, Response, Status};
 
 use crate::convert;
+use crate::error::to_status;
 use crate::gate::Gate;
 use doorstep_engine::Rpc;
 use doorstep_engine::engine::Engine;
-use doorstep_engine::error::ApiError;
+use doorstep_engine::error::Error;
 
 /// The largest district or policy file accepted, in bytes.
 pub const MAX_TOML_BYTES: usize = 4 * 1024 * 1024;
@@ -27,12 +28,12 @@ impl Admin {
     }
 }
 
-fn toml_field(text: &str) -> Result<&str, ApiError> {
+fn toml_field(text: &str) -> Result<&str, Error> {
     if text.trim().is_empty() {
-        return Err(ApiError::invalid("toml", "is required"));
+        return Err(Error::invalid("toml", "is required"));
     }
     if text.len() > MAX_TOML_BYTES {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "toml",
             format!("is {} bytes, at most {MAX_TOML_BYTES}", text.len()),
         ));
@@ -49,8 +50,9 @@ impl AdminService for Admin {
         self.gate.admit(&request, Rpc::ImportDistrict).await?;
         let counts = self
             .engine
-            .import_district(toml_field(&request.get_ref().toml)?)
-            .await?;
+            .import_district(toml_field(&request.get_ref().toml).map_err(to_status)?)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(w::ImportDistrictResponse {
             nodes: counts.nodes as i32,
             units: counts.units as i32,
@@ -65,13 +67,13 @@ impl AdminService for Admin {
     ) -> Result<Response<w::ListNodesResponse>, Status> {
         let principal = self.gate.admit(&request, Rpc::ListNodes).await?;
         let req = request.into_inner();
-        let parent = convert::opt_node("parent", &req.parent)?;
+        let parent = convert::opt_node("parent", &req.parent).map_err(to_status)?;
         let district = self.engine.district();
         let tree = &district.jurisdiction;
         if let Some(parent) = &parent
             && tree.node(parent).is_none()
         {
-            return Err(ApiError::NotFound(format!("node {parent}")).into());
+            return Err(to_status(Error::NotFound(format!("node {parent}"))));
         }
         let nodes = tree
             .nodes()
@@ -95,14 +97,14 @@ impl AdminService for Admin {
         request: Request<w::GetNodeRequest>,
     ) -> Result<Response<w::Node>, Status> {
         let principal = self.gate.admit(&request, Rpc::GetNode).await?;
-        let code = convert::node("code", &request.get_ref().code)?;
+        let code = convert::node("code", &request.get_ref().code).map_err(to_status)?;
         let district = self.engine.district();
         let tree = &district.jurisdiction;
         match (tree.node(&code), tree.node_path(&code)) {
             (Some(node), Some(path)) if principal.reaches(&path) => {
                 Ok(Response::new(convert::wire_node(node)))
             }
-            _ => Err(ApiError::NotFound(format!("node {code}")).into()),
+            _ => Err(to_status(Error::NotFound(format!("node {code}")))),
         }
     }
 
@@ -111,7 +113,7 @@ impl AdminService for Admin {
         request: Request<w::ListUnitsRequest>,
     ) -> Result<Response<w::ListUnitsResponse>, Status> {
         self.gate.admit(&request, Rpc::ListUnits).await?;
-        let node = convert::opt_node("node", &request.get_ref().node)?;
+        let node = convert::opt_node("node", &request.get_ref().node).map_err(to_status)?;
         let district = self.engine.district();
         let units = district
             .jurisdiction
@@ -142,13 +144,18 @@ impl AdminService for Admin {
         request: Request<w::CalendarYear>,
     ) -> Result<Response<w::CalendarYear>, Status> {
         self.gate.admit(&request, Rpc::PutCalendarYear).await?;
-        let (notice, days) = convert::calendar_year(request.into_inner())?;
+        let (notice, days) = convert::calendar_year(request.into_inner()).map_err(to_status)?;
         let year = notice.year;
-        self.engine.put_calendar_notice(notice, days).await?;
+        self.engine
+            .put_calendar_notice(notice, days)
+            .await
+            .map_err(to_status)?;
         let calendar = self.engine.calendar();
-        let notice = calendar
-            .notice(year)
-            .ok_or_else(|| ApiError::Internal(format!("calendar year {year} missing after put")))?;
+        let notice = calendar.notice(year).ok_or_else(|| {
+            to_status(Error::Internal(format!(
+                "calendar year {year} missing after put"
+            )))
+        })?;
         Ok(Response::new(convert::wire_calendar_year(
             notice,
             &calendar.days_of_notice(year),
@@ -163,9 +170,9 @@ impl AdminService for Admin {
         let year = request.get_ref().year;
         let calendar = self.engine.calendar();
         let notice = calendar.notice(year).ok_or_else(|| {
-            ApiError::NotFound(format!(
+            to_status(Error::NotFound(format!(
                 "calendar year {year} (Monday to Friday is assumed)"
-            ))
+            )))
         })?;
         Ok(Response::new(convert::wire_calendar_year(
             notice,
@@ -180,8 +187,9 @@ impl AdminService for Admin {
         self.gate.admit(&request, Rpc::PutPolicy).await?;
         let stored = self
             .engine
-            .put_policy(toml_field(&request.get_ref().toml)?)
-            .await?;
+            .put_policy(toml_field(&request.get_ref().toml).map_err(to_status)?)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(wire_policy(stored)))
     }
 
@@ -192,10 +200,13 @@ impl AdminService for Admin {
         self.gate.admit(&request, Rpc::GetPolicy).await?;
         let version = request.get_ref().version;
         if version < 0 {
-            return Err(ApiError::invalid("version", "must not be negative").into());
+            return Err(to_status(Error::invalid("version", "must not be negative")));
         }
         Ok(Response::new(wire_policy(
-            self.engine.policy_version(version).await?,
+            self.engine
+                .policy_version(version)
+                .await
+                .map_err(to_status)?,
         )))
     }
 
@@ -209,24 +220,23 @@ impl AdminService for Admin {
             0 => 100,
             n @ 1..=1000 => n as u32,
             n => {
-                return Err(ApiError::invalid(
+                return Err(to_status(Error::invalid(
                     "page_size",
                     format!("{n} must be between 1 and 1000"),
-                )
-                .into());
+                )));
             }
         };
-        let text = |field: &'static str, value: &str| -> Result<Option<String>, ApiError> {
+        let text = |field: &'static str, value: &str| -> Result<Option<String>, Error> {
             let value = doorstep_domain::ids::optional_text(field, value, 128)?;
             Ok((!value.is_empty()).then_some(value))
         };
         let query = doorstep_store::AuditQuery {
-            ticket_id: text("ticket_id", &req.ticket_id)?,
-            principal: text("principal", &req.principal)?,
-            after: text("page_token", &req.page_token)?,
+            ticket_id: text("ticket_id", &req.ticket_id).map_err(to_status)?,
+            principal: text("principal", &req.principal).map_err(to_status)?,
+            after: text("page_token", &req.page_token).map_err(to_status)?,
             limit,
         };
-        let entries = self.engine.audit_log(&query).await?;
+        let entries = self.engine.audit_log(&query).await.map_err(to_status)?;
         let next_page_token = match entries.last() {
             Some(last) if entries.len() == limit as usize => last.id.clone(),
             _ => String::new(),

@@ -9,7 +9,7 @@ use prost_types::Timestamp;
 
 use doorstep_engine::access::{CallerView, mask_name, mask_phone};
 use doorstep_engine::engine::Explanation;
-use doorstep_engine::error::ApiError;
+use doorstep_engine::error::Error;
 
 pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
     Timestamp {
@@ -23,13 +23,10 @@ fn opt_timestamp(t: Option<DateTime<Utc>>) -> Option<Timestamp> {
 }
 
 /// An instant from the wire; `None` when unset.
-pub fn instant(
-    field: &'static str,
-    t: Option<&Timestamp>,
-) -> Result<Option<DateTime<Utc>>, ApiError> {
+pub fn instant(field: &'static str, t: Option<&Timestamp>) -> Result<Option<DateTime<Utc>>, Error> {
     let Some(t) = t else { return Ok(None) };
     if !(0..1_000_000_000).contains(&t.nanos) {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             field,
             format!("nanos {} out of range", t.nanos),
         ));
@@ -39,45 +36,45 @@ pub fn instant(
         .filter(|t| (1970..=9999).contains(&chrono::Datelike::year(t)))
         .map(Some)
         .ok_or_else(|| {
-            ApiError::invalid(
+            Error::invalid(
                 field,
                 format!("{} seconds is not a usable instant", t.seconds),
             )
         })
 }
 
-pub fn ticket_id(field: &'static str, id: &str) -> Result<d::TicketId, ApiError> {
+pub fn ticket_id(field: &'static str, id: &str) -> Result<d::TicketId, Error> {
     Ok(d::TicketId::parse_as(field, id.trim())?)
 }
 
-pub fn unit(field: &'static str, code: &str) -> Result<d::UnitCode, ApiError> {
+pub fn unit(field: &'static str, code: &str) -> Result<d::UnitCode, Error> {
     Ok(d::UnitCode::parse_as(field, code.trim())?)
 }
 
-pub fn node(field: &'static str, code: &str) -> Result<d::NodeCode, ApiError> {
+pub fn node(field: &'static str, code: &str) -> Result<d::NodeCode, Error> {
     Ok(d::NodeCode::parse_as(field, code.trim())?)
 }
 
 /// An optional node: empty means none.
-pub fn opt_node(field: &'static str, code: &str) -> Result<Option<d::NodeCode>, ApiError> {
+pub fn opt_node(field: &'static str, code: &str) -> Result<Option<d::NodeCode>, Error> {
     match code.trim() {
         "" => Ok(None),
         code => node(field, code).map(Some),
     }
 }
 
-pub fn level(field: &'static str, value: i32) -> Result<d::Level, ApiError> {
+pub fn level(field: &'static str, value: i32) -> Result<d::Level, Error> {
     match w::Level::try_from(value) {
         Ok(w::Level::Routine) => Ok(d::Level::Routine),
         Ok(w::Level::Difficult) => Ok(d::Level::Difficult),
         Ok(w::Level::Hard) => Ok(d::Level::Hard),
         Ok(w::Level::MajorRisk) => Ok(d::Level::MajorRisk),
-        Ok(w::Level::Unspecified) => Err(ApiError::invalid(field, "is required")),
-        Err(_) => Err(ApiError::invalid(field, format!("{value} is not a level"))),
+        Ok(w::Level::Unspecified) => Err(Error::invalid(field, "is required")),
+        Err(_) => Err(Error::invalid(field, format!("{value} is not a level"))),
     }
 }
 
-pub fn opt_level(field: &'static str, value: i32) -> Result<Option<d::Level>, ApiError> {
+pub fn opt_level(field: &'static str, value: i32) -> Result<Option<d::Level>, Error> {
     match value {
         0 => Ok(None),
         v => level(field, v).map(Some),
@@ -93,7 +90,7 @@ pub fn wire_level(l: d::Level) -> w::Level {
     }
 }
 
-pub fn status(field: &'static str, value: i32) -> Result<d::Status, ApiError> {
+pub fn status(field: &'static str, value: i32) -> Result<d::Status, Error> {
     let s = match w::Status::try_from(value) {
         Ok(w::Status::New) => d::Status::New,
         Ok(w::Status::Returned) => d::Status::Returned,
@@ -105,7 +102,7 @@ pub fn status(field: &'static str, value: i32) -> Result<d::Status, ApiError> {
         Ok(w::Status::Merged) => d::Status::Merged,
         Ok(w::Status::Cancelled) => d::Status::Cancelled,
         Ok(w::Status::Unspecified) | Err(_) => {
-            return Err(ApiError::invalid(field, format!("{value} is not a status")));
+            return Err(Error::invalid(field, format!("{value} is not a status")));
         }
     };
     Ok(s)
@@ -125,7 +122,7 @@ pub fn wire_status(s: d::Status) -> w::Status {
     }
 }
 
-pub fn channel(field: &'static str, value: i32) -> Result<d::Channel, ApiError> {
+pub fn channel(field: &'static str, value: i32) -> Result<d::Channel, Error> {
     let c = match w::Channel::try_from(value) {
         Ok(w::Channel::Hotline12345) => d::Channel::Hotline12345,
         Ok(w::Channel::Web) => d::Channel::Web,
@@ -134,12 +131,9 @@ pub fn channel(field: &'static str, value: i32) -> Result<d::Channel, ApiError> 
         Ok(w::Channel::WalkIn) => d::Channel::WalkIn,
         Ok(w::Channel::GridPatrol) => d::Channel::GridPatrol,
         Ok(w::Channel::Other) => d::Channel::Other,
-        Ok(w::Channel::Unspecified) => return Err(ApiError::invalid(field, "is required")),
+        Ok(w::Channel::Unspecified) => return Err(Error::invalid(field, "is required")),
         Err(_) => {
-            return Err(ApiError::invalid(
-                field,
-                format!("{value} is not a channel"),
-            ));
+            return Err(Error::invalid(field, format!("{value} is not a channel")));
         }
     };
     Ok(c)
@@ -157,14 +151,14 @@ fn wire_channel(c: d::Channel) -> w::Channel {
     }
 }
 
-pub fn satisfaction(field: &'static str, value: i32) -> Result<d::Satisfaction, ApiError> {
+pub fn satisfaction(field: &'static str, value: i32) -> Result<d::Satisfaction, Error> {
     match w::Satisfaction::try_from(value) {
         Ok(w::Satisfaction::Satisfied) => Ok(d::Satisfaction::Satisfied),
         Ok(w::Satisfaction::BasicallySatisfied) => Ok(d::Satisfaction::BasicallySatisfied),
         Ok(w::Satisfaction::Dissatisfied) => Ok(d::Satisfaction::Dissatisfied),
         Ok(w::Satisfaction::NoAnswer) => Ok(d::Satisfaction::NoAnswer),
-        Ok(w::Satisfaction::Unspecified) => Err(ApiError::invalid(field, "is required")),
-        Err(_) => Err(ApiError::invalid(
+        Ok(w::Satisfaction::Unspecified) => Err(Error::invalid(field, "is required")),
+        Err(_) => Err(Error::invalid(
             field,
             format!("{value} is not a satisfaction"),
         )),
@@ -191,10 +185,10 @@ pub fn wire_clock(c: d::ClockKind) -> w::Clock {
 }
 
 /// Intake's request, parsed.
-pub fn intake(req: w::CreateTicketRequest) -> Result<(d::Intake, Option<d::Level>), ApiError> {
+pub fn intake(req: w::CreateTicketRequest) -> Result<(d::Intake, Option<d::Level>), Error> {
     let source = channel("source", req.source)?;
     if req.external_ref.trim().is_empty() {
-        return Err(ApiError::invalid("external_ref", "is required"));
+        return Err(Error::invalid("external_ref", "is required"));
     }
     let category = d::Category::parse_as("category", req.category.trim())?;
     let node = node("node", &req.node)?;
@@ -506,7 +500,7 @@ pub fn page_token(cursor: Option<i64>) -> String {
     cursor.map(|c| format!("c{c}")).unwrap_or_default()
 }
 
-pub fn parse_page_token(token: &str) -> Result<Option<i64>, ApiError> {
+pub fn parse_page_token(token: &str) -> Result<Option<i64>, Error> {
     if token.is_empty() {
         return Ok(None);
     }
@@ -515,7 +509,7 @@ pub fn parse_page_token(token: &str) -> Result<Option<i64>, ApiError> {
         .and_then(|n| n.parse::<i64>().ok())
         .filter(|n| *n >= 0)
         .map(Some)
-        .ok_or_else(|| ApiError::invalid("page_token", "is not a token this server issued"))
+        .ok_or_else(|| Error::invalid("page_token", "is not a token this server issued"))
 }
 
 pub fn node_kind(k: d::NodeKind) -> w::NodeKind {
@@ -584,22 +578,22 @@ pub fn wire_catalogue(e: &d::CatalogueEntry) -> w::CatalogueEntry {
 /// A calendar year from the wire: the notice and its days, each date within the year or next to it.
 pub fn calendar_year(
     y: w::CalendarYear,
-) -> Result<(d::calendar::Notice, Vec<d::calendar::SpecialDay>), ApiError> {
+) -> Result<(d::calendar::Notice, Vec<d::calendar::SpecialDay>), Error> {
     if !(1900..=9999).contains(&y.year) {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "year",
             format!("{} is out of range", y.year),
         ));
     }
     let source = y.source.trim().to_owned();
     if source.is_empty() {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "source",
             "name the notice these days come from",
         ));
     }
     if y.days.len() > 366 {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "days",
             format!("{} entries, at most 366", y.days.len()),
         ));
@@ -608,7 +602,7 @@ pub fn calendar_year(
     for day in y.days {
         let date =
             chrono::NaiveDate::parse_from_str(day.date.trim(), "%Y-%m-%d").map_err(|_| {
-                ApiError::invalid(
+                Error::invalid(
                     "days.date",
                     format!("{:?} is not a date (YYYY-MM-DD)", day.date),
                 )

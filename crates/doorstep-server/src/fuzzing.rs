@@ -476,7 +476,7 @@ fn lifecycle(input: &mut Input<'_>) -> usize {
                 accepted += 1;
             }
             Err(e) => {
-                let status = tonic::Status::from(doorstep_engine::ApiError::from(e));
+                let status = crate::error::to_status(doorstep_engine::Error::from(e));
                 assert!(!status.message().is_empty());
             }
         }

@@ -1,12 +1,16 @@
-//! The gate every call passes first: authentication, the principal's rate limit, and the role × RPC
+//! The gate every call passes first: authentication (the bearer token read from the call's
+//! metadata, checked by the engine's [`Authenticator`]), the principal's rate limit, and the role × RPC
 //! table ([`doorstep_engine::authorize`]), in that order and in this one place.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use doorstep_engine::{ApiError, Authenticator, Principal, Rpc, authorize};
+use doorstep_engine::{Authenticator, Error, Principal, Rpc, authorize};
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Status};
+
+use crate::error::to_status;
 
 /// A token bucket per principal: `per_second` calls a second on average, bursts up to `burst`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -93,18 +97,17 @@ impl Gate {
         if let Some(peer) = &peer
             && !self.buckets.has_room(peer)
         {
-            return Err(ApiError::ResourceExhausted(
+            return Err(to_status(Error::RateLimited(
                 "too many failed authentications from this address; retry later".into(),
-            )
-            .into());
+            )));
         }
-        let principal = match self.auth.authenticate(request.metadata()).await {
+        let principal = match self.authenticate(request.metadata()).await {
             Ok(principal) => principal,
             Err(e) => {
                 if let Some(peer) = &peer {
                     self.buckets.take(peer);
                 }
-                return Err(e.into());
+                return Err(to_status(e));
             }
         };
         // The local principal of an unauthenticated loopback service is its operator: not limited.
@@ -112,25 +115,66 @@ impl Gate {
             && !self.buckets.take(&token.id)
         {
             tracing::warn!(token = %token.id, rpc = %rpc.name(), "rate limit exceeded");
-            return Err(ApiError::ResourceExhausted(format!(
+            return Err(to_status(Error::RateLimited(format!(
                 "rate limit of {} calls a second exceeded; slow down and retry",
                 self.buckets.limit.per_second
-            ))
-            .into());
+            ))));
         }
-        authorize(&principal, rpc)?;
+        authorize(&principal, rpc).map_err(to_status)?;
         Ok(principal)
     }
 
+    /// The caller, from the bearer token the call carries (read only when the authenticator needs one).
+    async fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, Error> {
+        let token = match self.auth.requires_token() {
+            true => bearer(metadata)?,
+            false => None,
+        };
+        self.auth.authenticate(token).await
+    }
+
     /// Checks that a streaming principal's token still holds.
-    pub async fn recheck(&self, principal: &Principal) -> Result<(), ApiError> {
+    pub async fn recheck(&self, principal: &Principal) -> Result<(), Error> {
         self.auth.recheck(principal).await
     }
+}
+
+/// The secret of the call's `authorization: Bearer TOKEN` header; `None` without the header.
+fn bearer(metadata: &MetadataMap) -> Result<Option<&str>, Error> {
+    let Some(value) = metadata.get("authorization") else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| Error::Unauthenticated("authorization is not ASCII".into()))?;
+    text.strip_prefix("Bearer ")
+        .or_else(|| text.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(Some)
+        .ok_or_else(|| Error::Unauthenticated("authorization must be `Bearer TOKEN`".into()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bearer_token_is_read_from_the_authorization_header() {
+        let mut metadata = MetadataMap::new();
+        assert_eq!(bearer(&metadata).unwrap(), None);
+        metadata.insert("authorization", "Bearer  dst_abc ".parse().unwrap());
+        assert_eq!(bearer(&metadata).unwrap(), Some("dst_abc"));
+        for malformed in ["Basic dst_abc", "Bearer ", "dst_abc"] {
+            metadata.insert("authorization", malformed.parse().unwrap());
+            let e = bearer(&metadata).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "authorization must be `Bearer TOKEN`",
+                "{malformed}"
+            );
+        }
+    }
 
     #[test]
     fn a_bucket_allows_its_burst_then_refills() {

@@ -1,16 +1,21 @@
-//! The doorstep gRPC service: TicketService, AdminService and ReportService over tonic, with standard health checking and
-//! server reflection (v1 and v1alpha), on one [`Engine`].
+//! The doorstep gRPC service: TicketService, AdminService and ReportService over tonic, with standard
+//! health checking and server reflection (v1 and v1alpha), on one [`Engine`]; [`start`] and
+//! [`start_with`] serve it until a [`Running`] service is shut down.
 //!
 //! - [`ticket_service`] and [`admin_service`]: the generated service traits, converting at the edge;
 //! - [`report_service`]: the SLA report and the event export, with their own wire conversion;
 //! - [`convert`]: wire ↔ domain, where every field is validated and named in its error;
-//! - [`gate`]: what every call passes first: authentication, the rate limit, the role × RPC table;
-//! - `fuzzing` (feature `fuzzing`): the fuzz target over request validation and the lifecycle;
+//! - [`gate`]: what every call passes first: authentication (the bearer token read from the call's
+//!   metadata), the rate limit, the role × RPC table;
+//! - [`error`]: the one mapping of the engine's errors to gRPC statuses;
+//! - `fuzzing` (feature `fuzzing`): the fuzz target over request validation and the lifecycle.
 //!
-//! The engine itself (and the authorization seam, and the error mapping) is `doorstep-engine`.
+//! The engine itself (authentication and authorization rules, reach, the lifecycle) is
+//! `doorstep-engine`; this crate is the only one that speaks gRPC.
 
 pub mod admin_service;
 pub mod convert;
+pub mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod gate;
@@ -28,7 +33,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
-pub use doorstep_engine::{Action, ApiError, Authenticator, Engine, LocalAllAccess, Principal};
+pub use doorstep_engine::{
+    Action, Authenticator, Engine, Error as EngineError, LocalAllAccess, Principal,
+};
 pub use gate::{Gate, RateLimit};
 
 /// How the service runs beyond its engine, authenticator and listener.

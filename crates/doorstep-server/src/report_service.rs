@@ -13,10 +13,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::convert;
+use crate::error::to_status;
 use crate::gate::Gate;
 use doorstep_engine::access::Rpc;
 use doorstep_engine::engine::Engine;
-use doorstep_engine::error::ApiError;
+use doorstep_engine::error::Error;
 
 /// How many events an export reads from the store at a time: its memory bound.
 const EXPORT_PAGE: u32 = 1000;
@@ -43,19 +44,19 @@ impl Reports {
 }
 
 /// A report request from the wire; every error names its field.
-pub fn sla_request(req: &w::SlaReportRequest) -> Result<SlaReportRequest, ApiError> {
+pub fn sla_request(req: &w::SlaReportRequest) -> Result<SlaReportRequest, Error> {
     if req.node.trim().is_empty() {
-        return Err(ApiError::invalid("node", "is required: the subtree root"));
+        return Err(Error::invalid("node", "is required: the subtree root"));
     }
     let node = convert::node("node", &req.node)?;
     let from = convert::instant("from", req.from.as_ref())?
-        .ok_or_else(|| ApiError::invalid("from", "is required (inclusive)"))?;
+        .ok_or_else(|| Error::invalid("from", "is required (inclusive)"))?;
     let to = convert::instant("to", req.to.as_ref())?
-        .ok_or_else(|| ApiError::invalid("to", "is required (exclusive)"))?;
+        .ok_or_else(|| Error::invalid("to", "is required (exclusive)"))?;
     let group = w::GroupBy::try_from(req.group_by)
-        .map_err(|_| ApiError::invalid("group_by", format!("unknown value {}", req.group_by)))?;
+        .map_err(|_| Error::invalid("group_by", format!("unknown value {}", req.group_by)))?;
     let period = w::Period::try_from(req.period)
-        .map_err(|_| ApiError::invalid("period", format!("unknown value {}", req.period)))?;
+        .map_err(|_| Error::invalid("period", format!("unknown value {}", req.period)))?;
     let step = match period {
         w::Period::Unspecified => None,
         w::Period::Day => Some(PeriodStep::Day),
@@ -66,13 +67,13 @@ pub fn sla_request(req: &w::SlaReportRequest) -> Result<SlaReportRequest, ApiErr
     let by = match (group, step) {
         (w::GroupBy::Period, Some(step)) => ReportBy::Period(step),
         (w::GroupBy::Period, None) => {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "period",
                 "is required with group_by PERIOD (DAY, WEEK, MONTH or YEAR)",
             ));
         }
         (_, Some(_)) => {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "period",
                 "applies only with group_by PERIOD",
             ));
@@ -119,9 +120,9 @@ pub fn wire_report(r: &SlaReport) -> w::SlaReport {
 }
 
 /// The report back from the wire (for clients such as `doorstep report --server`).
-pub fn report_from_wire(r: &w::SlaReport) -> Result<SlaReport, ApiError> {
+pub fn report_from_wire(r: &w::SlaReport) -> Result<SlaReport, Error> {
     let as_of = convert::instant("as_of", r.as_of.as_ref())?
-        .ok_or_else(|| ApiError::invalid("as_of", "is missing"))?;
+        .ok_or_else(|| Error::invalid("as_of", "is missing"))?;
     Ok(SlaReport {
         as_of,
         rows: r
@@ -164,8 +165,12 @@ impl ReportService for Reports {
         request: Request<w::SlaReportRequest>,
     ) -> Result<Response<w::SlaReport>, Status> {
         let principal = self.gate.admit(&request, Rpc::GetSlaReport).await?;
-        let req = sla_request(request.get_ref())?;
-        let report = self.engine.sla_report(&principal, &req).await?;
+        let req = sla_request(request.get_ref()).map_err(to_status)?;
+        let report = self
+            .engine
+            .sla_report(&principal, &req)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(wire_report(&report)))
     }
 
@@ -181,20 +186,27 @@ impl ReportService for Reports {
         let principal = self.gate.admit(&request, Rpc::ExportEvents).await?;
         let req = request.into_inner();
         if req.after_seq < 0 {
-            return Err(ApiError::invalid("after_seq", "must not be negative").into());
+            return Err(to_status(Error::invalid(
+                "after_seq",
+                "must not be negative",
+            )));
         }
         if req.limit < 0 {
-            return Err(ApiError::invalid("limit", "must not be negative (0 = no limit)").into());
+            return Err(to_status(Error::invalid(
+                "limit",
+                "must not be negative (0 = no limit)",
+            )));
         }
         let subtree = self
             .engine
-            .subtree(&principal, convert::opt_node("node", &req.node)?.as_ref())?;
-        let caught_up = self
-            .engine
-            .store()
-            .last_seq()
-            .await
-            .map_err(ApiError::from)?;
+            .subtree(
+                &principal,
+                convert::opt_node("node", &req.node)
+                    .map_err(to_status)?
+                    .as_ref(),
+            )
+            .map_err(to_status)?;
+        let caught_up = self.engine.last_seq().await.map_err(to_status)?;
         let mut left = match req.limit {
             0 => u64::MAX,
             n => n as u64,
@@ -213,7 +225,7 @@ impl ReportService for Reports {
                 let batch = match batch {
                     Ok(batch) => batch,
                     Err(e) => {
-                        let _ = tx.send(Err(Status::from(e))).await;
+                        let _ = tx.send(Err(to_status(e))).await;
                         return;
                     }
                 };
@@ -228,7 +240,7 @@ impl ReportService for Reports {
                 let batch = match engine.visible_events(&principal, batch).await {
                     Ok(batch) => batch,
                     Err(e) => {
-                        let _ = tx.send(Err(Status::from(e))).await;
+                        let _ = tx.send(Err(to_status(e))).await;
                         return;
                     }
                 };

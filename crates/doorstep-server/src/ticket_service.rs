@@ -14,11 +14,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::convert;
+use crate::error::to_status;
 use crate::gate::Gate;
 use doorstep_engine::Rpc;
 use doorstep_engine::auth::Principal;
 use doorstep_engine::engine::{Action, Engine, ListRequest};
-use doorstep_engine::error::ApiError;
+use doorstep_engine::error::Error;
 
 /// The most values a list filter takes (there are nine statuses and four levels).
 const MAX_FILTER_VALUES: usize = 16;
@@ -55,7 +56,11 @@ impl Tickets {
         rpc: Rpc,
         tickets: &[&doorstep_domain::Ticket],
     ) -> Result<Vec<w::Ticket>, Status> {
-        let views = self.engine.disclose(principal, rpc, tickets).await?;
+        let views = self
+            .engine
+            .disclose(principal, rpc, tickets)
+            .await
+            .map_err(to_status)?;
         let now = self.engine.now();
         Ok(tickets
             .iter()
@@ -73,7 +78,7 @@ impl Tickets {
         let mut shown = self.show(principal, rpc, &[ticket]).await?;
         shown
             .pop()
-            .ok_or_else(|| ApiError::Internal("no ticket to show".into()).into())
+            .ok_or_else(|| to_status(Error::Internal("no ticket to show".into())))
     }
 
     /// Runs one action and answers the ticket as it is after it.
@@ -85,15 +90,18 @@ impl Tickets {
         version: i64,
         action: Action,
     ) -> Result<Response<w::Ticket>, Status> {
-        let id = convert::ticket_id("id", id)?;
+        let id = convert::ticket_id("id", id).map_err(to_status)?;
         if version <= 0 {
-            return Err(ApiError::invalid(
+            return Err(to_status(Error::invalid(
                 "version",
                 "is required: the version of the ticket as last seen",
-            )
-            .into());
+            )));
         }
-        let ticket = self.engine.act(principal, &id, version, action).await?;
+        let ticket = self
+            .engine
+            .act(principal, &id, version, action)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(self.show_one(principal, rpc, &ticket).await?))
     }
 
@@ -102,11 +110,11 @@ impl Tickets {
         &self,
         request: Request<w::TicketAction>,
         rpc: Rpc,
-        command: impl FnOnce(&w::TicketAction) -> Result<Command, ApiError>,
+        command: impl FnOnce(&w::TicketAction) -> Result<Command, Error>,
     ) -> Result<Response<w::Ticket>, Status> {
         let principal = self.gate.admit(&request, rpc).await?;
         let req = request.into_inner();
-        let command = command(&req)?;
+        let command = command(&req).map_err(to_status)?;
         self.act(
             &principal,
             rpc,
@@ -127,11 +135,12 @@ impl TicketService for Tickets {
         request: Request<w::CreateTicketRequest>,
     ) -> Result<Response<w::CreateTicketResponse>, Status> {
         let principal = self.gate.admit(&request, Rpc::CreateTicket).await?;
-        let (intake, level_hint) = convert::intake(request.into_inner())?;
+        let (intake, level_hint) = convert::intake(request.into_inner()).map_err(to_status)?;
         let (ticket, created) = self
             .engine
             .create_ticket(&principal, intake, level_hint)
-            .await?;
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(w::CreateTicketResponse {
             ticket: Some(
                 self.show_one(&principal, Rpc::CreateTicket, &ticket)
@@ -146,8 +155,12 @@ impl TicketService for Tickets {
         request: Request<w::GetTicketRequest>,
     ) -> Result<Response<w::Ticket>, Status> {
         let principal = self.gate.admit(&request, Rpc::GetTicket).await?;
-        let id = convert::ticket_id("id", &request.get_ref().id)?;
-        let ticket = self.engine.get_ticket(&principal, &id).await?;
+        let id = convert::ticket_id("id", &request.get_ref().id).map_err(to_status)?;
+        let ticket = self
+            .engine
+            .get_ticket(&principal, &id)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(
             self.show_one(&principal, Rpc::GetTicket, &ticket).await?,
         ))
@@ -158,8 +171,12 @@ impl TicketService for Tickets {
         request: Request<w::GetTimelineRequest>,
     ) -> Result<Response<w::Timeline>, Status> {
         let principal = self.gate.admit(&request, Rpc::GetTimeline).await?;
-        let id = convert::ticket_id("id", &request.get_ref().id)?;
-        let (ticket, history, explanations) = self.engine.timeline(&principal, &id).await?;
+        let id = convert::ticket_id("id", &request.get_ref().id).map_err(to_status)?;
+        let (ticket, history, explanations) = self
+            .engine
+            .timeline(&principal, &id)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(w::Timeline {
             ticket: Some(self.show_one(&principal, Rpc::GetTimeline, &ticket).await?),
             events: history.iter().map(convert::event).collect(),
@@ -177,11 +194,10 @@ impl TicketService for Tickets {
             0 => 50,
             n @ 1..=1000 => n as u32,
             n => {
-                return Err(ApiError::invalid(
+                return Err(to_status(Error::invalid(
                     "page_size",
                     format!("{n} must be between 1 and 1000"),
-                )
-                .into());
+                )));
             }
         };
         for (field, len) in [
@@ -189,11 +205,10 @@ impl TicketService for Tickets {
             ("levels", req.levels.len()),
         ] {
             if len > MAX_FILTER_VALUES {
-                return Err(ApiError::invalid(
+                return Err(to_status(Error::invalid(
                     field,
                     format!("has {len} entries, at most {MAX_FILTER_VALUES} allowed"),
-                )
-                .into());
+                )));
             }
         }
         let query = TicketQuery {
@@ -202,19 +217,22 @@ impl TicketService for Tickets {
                 .statuses
                 .iter()
                 .map(|s| convert::status("statuses", *s))
-                .collect::<Result<_, _>>()?,
+                .collect::<Result<_, _>>()
+                .map_err(to_status)?,
             levels: req
                 .levels
                 .iter()
                 .map(|l| convert::level("levels", *l))
-                .collect::<Result<_, _>>()?,
+                .collect::<Result<_, _>>()
+                .map_err(to_status)?,
             unit: match req.unit.trim() {
                 "" => None,
-                unit => Some(convert::unit("unit", unit)?),
+                unit => Some(convert::unit("unit", unit).map_err(to_status)?),
             },
             overdue_at: None,
-            due_before: convert::instant("due_before", req.due_before.as_ref())?,
-            after: convert::parse_page_token(&req.page_token)?,
+            due_before: convert::instant("due_before", req.due_before.as_ref())
+                .map_err(to_status)?,
+            after: convert::parse_page_token(&req.page_token).map_err(to_status)?,
             limit,
         };
         let page = self
@@ -222,12 +240,13 @@ impl TicketService for Tickets {
             .list_tickets(
                 &principal,
                 ListRequest {
-                    node: convert::opt_node("node", &req.node)?,
+                    node: convert::opt_node("node", &req.node).map_err(to_status)?,
                     query,
                     overdue_only: req.overdue_only,
                 },
             )
-            .await?;
+            .await
+            .map_err(to_status)?;
         let tickets: Vec<&doorstep_domain::Ticket> = page.tickets.iter().collect();
         Ok(Response::new(w::ListTicketsResponse {
             tickets: self.show(&principal, Rpc::ListTickets, &tickets).await?,
@@ -244,20 +263,24 @@ impl TicketService for Tickets {
         let principal = self.gate.admit(&request, Rpc::WatchEvents).await?;
         let req = request.into_inner();
         if req.after_seq < 0 {
-            return Err(ApiError::invalid("after_seq", "must not be negative").into());
+            return Err(to_status(Error::invalid(
+                "after_seq",
+                "must not be negative",
+            )));
         }
         let subtree = self
             .engine
-            .subtree(&principal, convert::opt_node("node", &req.node)?.as_ref())?;
+            .subtree(
+                &principal,
+                convert::opt_node("node", &req.node)
+                    .map_err(to_status)?
+                    .as_ref(),
+            )
+            .map_err(to_status)?;
         // Subscribe before reading, so no commit can slip between the read and the wait.
         let mut committed = self.engine.subscribe();
         let mut cursor = match req.after_seq {
-            0 => self
-                .engine
-                .store()
-                .last_seq()
-                .await
-                .map_err(ApiError::from)?,
+            0 => self.engine.last_seq().await.map_err(to_status)?,
             n => n,
         };
         let (tx, rx) = mpsc::channel(64);
@@ -268,7 +291,7 @@ impl TicketService for Tickets {
             loop {
                 // A revoked or expired token ends the stream (checked at least every WATCH_POLL).
                 if let Err(e) = gate.recheck(&principal).await {
-                    let _ = tx.send(Err(Status::from(e))).await;
+                    let _ = tx.send(Err(to_status(e))).await;
                     return;
                 }
                 committed.borrow_and_update();
@@ -278,7 +301,7 @@ impl TicketService for Tickets {
                 {
                     Ok(batch) => batch,
                     Err(e) => {
-                        let _ = tx.send(Err(Status::from(e))).await;
+                        let _ = tx.send(Err(to_status(e))).await;
                         return;
                     }
                 };
@@ -287,7 +310,7 @@ impl TicketService for Tickets {
                 let batch = match engine.visible_events(&principal, batch).await {
                     Ok(batch) => batch,
                     Err(e) => {
-                        let _ = tx.send(Err(Status::from(e))).await;
+                        let _ = tx.send(Err(to_status(e))).await;
                         return;
                     }
                 };
@@ -322,7 +345,7 @@ impl TicketService for Tickets {
         let action = match req.lead_unit.trim() {
             "" => Action::DispatchByCatalogue { reason: req.reason },
             unit => Action::Command(Command::Dispatch {
-                unit: convert::unit("lead_unit", unit)?,
+                unit: convert::unit("lead_unit", unit).map_err(to_status)?,
                 reason: req.reason,
             }),
         };
@@ -395,11 +418,12 @@ impl TicketService for Tickets {
             .ok()
             .filter(|d| *d > 0)
             .ok_or_else(|| {
-                ApiError::invalid(
+                Error::invalid(
                     "extra_working_days",
                     format!("{} must be above 0", req.extra_working_days),
                 )
-            })?;
+            })
+            .map_err(to_status)?;
         let command = Command::RequestExtension {
             days,
             reason: req.reason,
@@ -441,21 +465,21 @@ impl TicketService for Tickets {
         let principal = self.gate.admit(&request, Rpc::WhistleTicket).await?;
         let req = request.into_inner();
         if req.units.len() > doorstep_domain::lifecycle::MAX_WHISTLE_UNITS {
-            return Err(ApiError::invalid(
+            return Err(to_status(Error::invalid(
                 "units",
                 format!(
                     "{} units, at most {}",
                     req.units.len(),
                     doorstep_domain::lifecycle::MAX_WHISTLE_UNITS
                 ),
-            )
-            .into());
+            )));
         }
         let units = req
             .units
             .iter()
             .map(|u| convert::unit("units", u))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(to_status)?;
         let command = Command::Whistle {
             units,
             reason: req.reason,
@@ -527,7 +551,7 @@ impl TicketService for Tickets {
         let principal = self.gate.admit(&request, Rpc::ReclassifyTicket).await?;
         let req = request.into_inner();
         let command = Command::Reclassify {
-            level: convert::level("level", req.level)?,
+            level: convert::level("level", req.level).map_err(to_status)?,
             reason: req.reason,
             case_owner: None,
         };
@@ -567,7 +591,8 @@ impl TicketService for Tickets {
         let principal = self.gate.admit(&request, Rpc::RecordCallback).await?;
         let req = request.into_inner();
         let command = Command::RecordCallback {
-            satisfaction: convert::satisfaction("satisfaction", req.satisfaction)?,
+            satisfaction: convert::satisfaction("satisfaction", req.satisfaction)
+                .map_err(to_status)?,
             matter_solved: req.matter_solved,
             comment: req.comment,
         };
@@ -587,21 +612,24 @@ impl TicketService for Tickets {
     ) -> Result<Response<w::Ticket>, Status> {
         let principal = self.gate.admit(&request, Rpc::MergeTicket).await?;
         let req = request.into_inner();
-        let into: TicketId = convert::ticket_id("into_id", &req.into_id)?;
+        let into: TicketId = convert::ticket_id("into_id", &req.into_id).map_err(to_status)?;
         // The ticket merged must be one the caller may act on (checked first: PERMISSION_DENIED, not
         // a hint about the other ticket), and the one it duplicates exist where the caller can see it.
         self.engine
-            .ticket_for_action(&principal, &convert::ticket_id("id", &req.id)?)
-            .await?;
+            .ticket_for_action(
+                &principal,
+                &convert::ticket_id("id", &req.id).map_err(to_status)?,
+            )
+            .await
+            .map_err(to_status)?;
         self.engine
             .get_ticket(&principal, &into)
             .await
             .map_err(|e| match e {
-                ApiError::NotFound(_) => {
-                    ApiError::invalid("into_id", format!("ticket {into} not found"))
-                }
+                Error::NotFound(_) => Error::invalid("into_id", format!("ticket {into} not found")),
                 other => other,
-            })?;
+            })
+            .map_err(to_status)?;
         let command = Command::Merge {
             into,
             reason: req.reason,

@@ -1,8 +1,9 @@
 //! The SLA scheduler: escalates every ticket the moment it goes overdue, exactly once.
 //!
-//! Timers live in the store, one row per clock and threshold, indexed by due time. The scheduler claims
-//! the due ones in batches under a lease (so several schedulers on one PostgreSQL never fire the same
-//! timer at once) and fires the batch through the engine ([`Engine::fire_batch`]): every timer is
+//! Timers live in the store, one row per clock and threshold, indexed by due time; the scheduler reaches
+//! them only through the engine. It claims the due ones in batches under a lease
+//! ([`Engine::claim_due_timers`]; several schedulers on one PostgreSQL never fire the same timer at
+//! once) and fires the batch through the engine ([`Engine::fire_batch`]): every timer is
 //! decided by the domain, which re-checks the ticket's current state (a timer for a ticket already
 //! resolved, suspended or extended does nothing, and is removed), and the batch commits at once, in due
 //! order, a statement per table for all its tickets. The next batch is claimed before the current one
@@ -10,13 +11,16 @@
 //! is checked against the ticket's version, so a breach escalates once however many schedulers race.
 //!
 //! Commits leave the reporting rows behind the event log; while nothing is due, the scheduler folds the
-//! log into them a step at a time ([`SchedulerConfig::report_step`]), so a burst of escalations writes
-//! only what dispatch needs and the figures catch up after it.
+//! log into them a step at a time ([`Engine::catch_up_reports`], [`SchedulerConfig::report_step`]), so
+//! a burst of escalations writes only what dispatch needs and the figures catch up after it.
 //!
 //! Between rounds it sleeps until the earliest due timer, waking early when a command in this process
 //! arms an earlier one (the engine's notification) and at least every [`SchedulerConfig::poll`], which
 //! is how it sees timers armed by other processes: a short bounded poll rather than LISTEN/NOTIFY, so the
 //! same code runs on PostgreSQL-compatible distributed engines that lack notifications.
+//!
+//! The crate is this one file: the [`Scheduler`] ([`Scheduler::tick`], a round; [`Scheduler::run`],
+//! rounds until shutdown), its [`SchedulerConfig`], and the [`Round`] it reports.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -25,7 +29,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use doorstep_domain::TicketId;
 use doorstep_engine::engine::Fired;
-use doorstep_engine::{ApiError, Engine};
+use doorstep_engine::{Engine, Error};
 use doorstep_store::DueTimer;
 use tokio::sync::watch;
 
@@ -41,10 +45,9 @@ pub struct SchedulerConfig {
     pub lease: Duration,
     /// The longest sleep between rounds: the bound on how late a timer armed by another process is seen.
     pub poll: Duration,
-    /// Events folded into the reporting rows per step while nothing is due ([`Store::project_reports`]):
-    /// a timer falling due meanwhile waits for at most one step (about 20 ms for 1,000 events).
-    ///
-    /// [`Store::project_reports`]: doorstep_store::Store::project_reports
+    /// Events folded into the reporting rows per step while nothing is due
+    /// ([`Engine::catch_up_reports`]): a timer falling due meanwhile waits for at most one step (about
+    /// 20 ms for 1,000 events).
     pub report_step: u32,
 }
 
@@ -100,7 +103,7 @@ impl Scheduler {
     /// Batches overlap: the next batch is claimed before the current one commits (the claim reaches
     /// the store first), and decided while it commits, unless it shares a ticket with it, whose commit
     /// it must see. Commits stay one after the other, in claim order.
-    pub async fn tick(&self) -> Result<Round, ApiError> {
+    pub async fn tick(&self) -> Result<Round, Error> {
         let mut total = Round::default();
         let mut due = self.claim().await?;
         let mut decided = self.engine.decide_batch(&due).await;
@@ -113,7 +116,7 @@ impl Scheduler {
                     true => Some(self.engine.decide_batch(&next).await),
                     false => None,
                 };
-                Ok::<_, ApiError>((next, decided))
+                Ok::<_, Error>((next, decided))
             };
             let commit = async {
                 // Let the claim reach the store before this task encodes the commit.
@@ -138,21 +141,19 @@ impl Scheduler {
     }
 
     /// Claims the next batch due at the engine's clock.
-    async fn claim(&self) -> Result<Vec<DueTimer>, ApiError> {
+    async fn claim(&self) -> Result<Vec<DueTimer>, Error> {
         let now = self.engine.now();
         let lease_until = now
             + chrono::Duration::from_std(self.config.lease)
                 .unwrap_or(chrono::Duration::seconds(30));
-        Ok(self
-            .engine
-            .store()
+        self.engine
             .claim_due_timers(now, self.config.batch, &self.config.owner, lease_until)
-            .await?)
+            .await
     }
 
     /// Accounts for a fired batch (see [`Engine::fire_batch`]). A timer the domain found nothing to do
     /// for is removed, unless something re-armed it since the claim.
-    async fn settle(&self, due: &[DueTimer], answers: Vec<Result<Fired, ApiError>>) -> Round {
+    async fn settle(&self, due: &[DueTimer], answers: Vec<Result<Fired, Error>>) -> Round {
         let mut round = Round {
             claimed: due.len(),
             ..Round::default()
@@ -176,8 +177,7 @@ impl Scheduler {
                     round.stale += 1;
                     if let Err(e) = self
                         .engine
-                        .store()
-                        .drop_claimed_timer(timer, &self.config.owner)
+                        .drop_stale_timer(timer, &self.config.owner)
                         .await
                     {
                         tracing::warn!(ticket = %timer.ticket_id, error = %e, "cannot remove a timer with nothing to do; it comes back when its lease runs out");
@@ -238,7 +238,7 @@ impl Scheduler {
     /// behind). `true` when more is left.
     async fn project_reports(&self) -> bool {
         let step = self.config.report_step.max(1);
-        match self.engine.store().project_reports(step).await {
+        match self.engine.catch_up_reports(step).await {
             Ok(taken) => taken == u64::from(step),
             Err(e) => {
                 tracing::error!(error = %e, "cannot bring the reporting rows up to date; reports catch up themselves");
@@ -248,7 +248,7 @@ impl Scheduler {
     }
 
     async fn until_next_due(&self) -> Duration {
-        match self.engine.store().next_timer_due().await {
+        match self.engine.next_timer_due().await {
             // Due already but not claimable: another scheduler holds its lease, or its firing failed.
             // Look again soon rather than spin.
             Ok(Some(due)) if due <= self.engine.now() => RETRY.min(self.config.poll),

@@ -28,7 +28,7 @@ struct World {
     engine: Arc<Engine>,
     scheduler: Scheduler,
     principal: Principal,
-    _db: TestDatabase,
+    db: TestDatabase,
 }
 
 impl World {
@@ -46,7 +46,7 @@ impl World {
             engine,
             scheduler,
             principal: Principal::local(),
-            _db: db,
+            db,
         }
     }
 
@@ -140,7 +140,7 @@ on_both_backends!(
 
 async fn an_idle_scheduler_folds_the_log_into_the_reporting_rows(db: TestDatabase) {
     let w = World::new(db, at("2026-03-02T10:00:00+08:00")).await;
-    let store = w.engine.store();
+    let store = &w.db.store;
     let mut ids = Vec::new();
     for i in 0..30 {
         ids.push(w.file(&format!("SD-{i}"), "lighting.stairwell", None).await);
@@ -369,17 +369,16 @@ async fn a_scheduler_that_dies_after_claiming_loses_nothing(db: TestDatabase) {
     let breach = at("2026-03-03T10:00:01+08:00");
     w.clock.set(breach);
     // A scheduler claims every due timer and dies before committing anything.
-    let claimed = w
-        .engine
-        .store()
-        .claim_due_timers(
-            breach,
-            1000,
-            "dead-scheduler",
-            breach + Duration::seconds(30),
-        )
-        .await
-        .unwrap();
+    let claimed =
+        w.db.store
+            .claim_due_timers(
+                breach,
+                1000,
+                "dead-scheduler",
+                breach + Duration::seconds(30),
+            )
+            .await
+            .unwrap();
     assert!(claimed.len() >= 20, "ack and resolve timers of ten tickets");
     // While its lease lasts, nobody fires them twice.
     assert_eq!(w.scheduler.tick().await.unwrap().claimed, 0);
@@ -410,7 +409,7 @@ async fn racing_schedulers_escalate_each_breach_exactly_once(db: TestDatabase) {
     // Three schedulers, each with its own engine and its own connections to the one database.
     let mut racers = Vec::new();
     for k in 0..3 {
-        let store = w._db.connect_again().await;
+        let store = w.db.connect_again().await;
         let engine = Arc::new(Engine::open(store, w.clock.clone()).await.unwrap());
         racers.push(Scheduler::new(engine, config(&format!("racer-{k}"))));
     }
@@ -539,7 +538,7 @@ async fn a_calendar_change_cut_short_by_a_crash_is_retimed_on_the_next_start(db:
         notice: 2027,
     };
     // The notice is stored, and the process dies before it re-times anything.
-    let store = Arc::clone(w.engine.store());
+    let store = Arc::clone(&w.db.store);
     store
         .put_calendar_notice(
             &Notice {

@@ -1,13 +1,16 @@
-//! Firing due timers through the domain: one at a time ([`Engine::fire`]) or a claimed batch at once
-//! ([`Engine::fire_batch`], one store transaction for the lot).
+//! Due timers: claimed for a scheduler under a lease, and fired through the domain one at a time
+//! ([`Engine::fire`]) or a claimed batch at once ([`Engine::fire_batch`], one store transaction for
+//! the lot).
 
 use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 
 use doorstep_domain::{Actor, Command, Context, Event, Policy, Threshold, Ticket, TicketId, Timer};
 use doorstep_store::{Commit, DueTimer, StoreError, StoredEvent};
 
 use super::{Engine, Shared, case_owner};
-use crate::error::ApiError;
+use crate::error::Error;
 
 /// What firing one timer did.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,7 +29,7 @@ const FIRE_ATTEMPTS: usize = 5;
 #[derive(Debug)]
 pub struct DecidedBatch {
     /// Per timer, in batch order: its answer when it needs no commit (stale, or failed).
-    answers: Vec<Option<Result<Fired, ApiError>>>,
+    answers: Vec<Option<Result<Fired, Error>>>,
     decided: Vec<Decided>,
 }
 
@@ -41,18 +44,46 @@ struct Decided {
 }
 
 impl Engine {
+    /// Claims up to `limit` timers due at `now`, earliest first, for the scheduler `owner` until
+    /// `lease_until`; timers under another scheduler's live lease are skipped (see
+    /// [`Store::claim_due_timers`](doorstep_store::Store::claim_due_timers)).
+    pub async fn claim_due_timers(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<DueTimer>, Error> {
+        Ok(self
+            .store
+            .claim_due_timers(now, limit, owner, lease_until)
+            .await?)
+    }
+
+    /// Removes a claimed timer that firing found stale, unless it was re-armed since the claim.
+    /// `true` when removed.
+    pub async fn drop_stale_timer(&self, claimed: &DueTimer, owner: &str) -> Result<bool, Error> {
+        Ok(self.store.drop_claimed_timer(claimed, owner).await?)
+    }
+
+    /// The earliest instant a timer can be claimed at (its due instant, or the end of its lease);
+    /// `None` when no timer is armed.
+    pub async fn next_timer_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        Ok(self.store.next_timer_due().await?)
+    }
+
     /// Fires one due timer through the domain, which re-checks the ticket's current state, and commits
     /// the result. A breach escalates one rung from the breach instant; exactly once, because the commit
     /// is checked against the version the decision was made on (a concurrent scheduler or command makes
     /// this one re-read and find the clock already moved).
-    pub async fn fire(&self, ticket_id: &TicketId, timer: &Timer) -> Result<Fired, ApiError> {
+    pub async fn fire(&self, ticket_id: &TicketId, timer: &Timer) -> Result<Fired, Error> {
         let recorded = self
             .decide_and_commit(ticket_id, |ticket, shared, policy| {
                 self.decide_timer(shared, policy, ticket, timer)
             })
             .await
             .map_err(|e| match e {
-                ApiError::Aborted(_) => ApiError::Aborted(format!(
+                Error::Conflict(_) => Error::Conflict(format!(
                     "ticket {ticket_id} kept changing while a timer fired; it will be retried"
                 )),
                 e => e,
@@ -66,8 +97,8 @@ impl Engine {
     pub(super) async fn decide_and_commit(
         &self,
         id: &TicketId,
-        decide: impl Fn(&Ticket, &Shared, &Policy) -> Result<Option<(Ticket, Vec<Event>)>, ApiError>,
-    ) -> Result<Option<Vec<StoredEvent>>, ApiError> {
+        decide: impl Fn(&Ticket, &Shared, &Policy) -> Result<Option<(Ticket, Vec<Event>)>, Error>,
+    ) -> Result<Option<Vec<StoredEvent>>, Error> {
         for _ in 0..FIRE_ATTEMPTS {
             let Some(ticket) = self.store.get_ticket(id).await? else {
                 return Ok(None);
@@ -94,7 +125,7 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ApiError::Aborted(format!(
+        Err(Error::Conflict(format!(
             "ticket {id} kept changing while it was being updated"
         )))
     }
@@ -103,7 +134,7 @@ impl Engine {
     /// ticket as the timers before it in the batch left it, and commits every decision in one store
     /// call (each standing alone). A decision that lost a race with a concurrent command is fired
     /// again on its own through [`Engine::fire`]. One answer per timer, in order.
-    pub async fn fire_batch(&self, due: &[DueTimer]) -> Vec<Result<Fired, ApiError>> {
+    pub async fn fire_batch(&self, due: &[DueTimer]) -> Vec<Result<Fired, Error>> {
         let decided = self.decide_batch(due).await;
         self.commit_batch(due, decided).await
     }
@@ -117,7 +148,7 @@ impl Engine {
         let mut tickets: HashMap<TicketId, Ticket> = match self.store.get_tickets(&ids).await {
             Ok(found) => found.into_iter().map(|t| (t.id.clone(), t)).collect(),
             Err(e) => {
-                let e = ApiError::from(e);
+                let e = Error::from(e);
                 return DecidedBatch {
                     answers: due.iter().map(|_| Some(Err(e.clone()))).collect(),
                     decided: Vec::new(),
@@ -125,7 +156,7 @@ impl Engine {
             }
         };
         let shared = self.shared();
-        let mut answers: Vec<Option<Result<Fired, ApiError>>> = due.iter().map(|_| None).collect();
+        let mut answers: Vec<Option<Result<Fired, Error>>> = due.iter().map(|_| None).collect();
         let mut decided = Vec::new();
         for (index, d) in due.iter().enumerate() {
             let Some(ticket) = tickets.get(&d.ticket_id) else {
@@ -160,7 +191,7 @@ impl Engine {
         &self,
         due: &[DueTimer],
         decided: DecidedBatch,
-    ) -> Vec<Result<Fired, ApiError>> {
+    ) -> Vec<Result<Fired, Error>> {
         let DecidedBatch {
             mut answers,
             decided,
@@ -212,7 +243,7 @@ impl Engine {
         policy: &Policy,
         ticket: &Ticket,
         timer: &Timer,
-    ) -> Result<Option<(Ticket, Vec<Event>)>, ApiError> {
+    ) -> Result<Option<(Ticket, Vec<Event>)>, Error> {
         let district = &shared.district;
         let command = match timer.threshold {
             Threshold::Warning => Command::FireWarning {

@@ -8,7 +8,7 @@ use doorstep_domain::{Actor, Context, NodeCode, Policy, Status, TicketId};
 use doorstep_store::TicketQuery;
 
 use super::Engine;
-use crate::error::ApiError;
+use crate::error::Error;
 
 /// What a re-timing did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -67,12 +67,11 @@ impl Engine {
     /// Re-times for every calendar change stored but not re-timed to the end: the process stopped in
     /// between (the store records the change and what the year declared before in one transaction),
     /// or [`Engine::open`] seeded a built-in year. Runs when the engine opens, before any timer fires.
-    pub(super) async fn finish_pending_retimings(&self) -> Result<(), ApiError> {
+    pub(super) async fn finish_pending_retimings(&self) -> Result<(), Error> {
         for (year, before) in self.store.pending_retimings().await? {
             let current = self.calendar();
-            let previous = with_year_as(&current, year, &before).map_err(|e| {
-                ApiError::Internal(format!("calendar {year} before its change: {e}"))
-            })?;
+            let previous = with_year_as(&current, year, &before)
+                .map_err(|e| Error::Internal(format!("calendar {year} before its change: {e}")))?;
             let retimed = self.retime(&previous, &current, year).await?;
             self.store.retiming_done(year).await?;
             tracing::info!(
@@ -93,7 +92,7 @@ impl Engine {
         previous: &Calendar,
         next: &Calendar,
         year: i32,
-    ) -> Result<Retimed, ApiError> {
+    ) -> Result<Retimed, Error> {
         let mut done = Retimed::default();
         let Some(first) = first_changed_day(previous, next, year) else {
             return Ok(done);
@@ -142,14 +141,14 @@ impl Engine {
         &self,
         version: i64,
         node: Option<&NodeCode>,
-    ) -> Result<Retimed, ApiError> {
+    ) -> Result<Retimed, Error> {
         let policy = self.policy(version).await?;
         let version = self.policy_version(version).await?.version;
         let subtree = match node {
             Some(node) => Some(
                 self.subtree(&crate::Principal::local(), Some(node))?
                     .ok_or_else(|| {
-                        ApiError::invalid("node", format!("unknown jurisdiction node {node}"))
+                        Error::invalid("node", format!("unknown jurisdiction node {node}"))
                     })?,
             ),
             None => None,
@@ -195,7 +194,7 @@ impl Engine {
         id: &TicketId,
         how: &Retiming<'_>,
         reason: &str,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, Error> {
         let recorded = self
             .decide_and_commit(id, |ticket, shared, own| {
                 let actor = Actor::scheduler();
