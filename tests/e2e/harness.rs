@@ -14,11 +14,7 @@ use tonic::transport::{Channel, Endpoint};
 /// The Lixia example district every scenario runs in.
 pub const LIXIA: &str = include_str!("../../deploy/examples/lixia.toml");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use doorstep_store::testing::Backend;
 
 pub struct Server {
     pub running: Option<Running>,
@@ -167,5 +163,11 @@ impl Drop for Server {
         if let Some(running) = self.running.take() {
             running.begin_shutdown();
         }
+    }
+}
+
+impl doorstep_store::testing::Fixture for Server {
+    async fn set_up(backend: Backend, _test: &'static str) -> Option<Server> {
+        Server::start(backend).await
     }
 }

@@ -13,33 +13,7 @@ use harness::Server;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
-/// Generates one test per backend for each scenario.
-macro_rules! scenarios {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(server) = crate::harness::Server::start(crate::harness::Backend::Sqlite).await {
-                        crate::$name(server).await;
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(server) = crate::harness::Server::start(crate::harness::Backend::Postgres).await {
-                        crate::$name(server).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-scenarios!(
+doorstep_store::both_backends!(
     whole_lifecycle,
     intake_is_idempotent_under_concurrent_retries,
     every_error_class,

@@ -8,32 +8,7 @@ use tonic::transport::Channel;
 
 use crate::harness::Server;
 
-macro_rules! report_scenarios {
-    ($($name:ident),* $(,)?) => {
-        mod report_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(server) = crate::harness::Server::start(crate::harness::Backend::Sqlite).await {
-                        crate::report::$name(server).await;
-                    }
-                }
-            )*
-        }
-        mod report_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(server) = crate::harness::Server::start(crate::harness::Backend::Postgres).await {
-                        crate::report::$name(server).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-report_scenarios!(
+doorstep_store::both_backends!(
     the_sla_report_counts_what_happened,
     an_export_resumed_from_its_last_seq_loses_and_repeats_nothing,
 );

@@ -26,32 +26,7 @@ use tonic::{Code, Request, Status};
 
 use crate::harness::{Backend, LIXIA};
 
-macro_rules! secured {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(s) = super::Secured::start(crate::harness::Backend::Sqlite, None).await {
-                        super::$name(s).await;
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(s) = super::Secured::start(crate::harness::Backend::Postgres, None).await {
-                        super::$name(s).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-secured!(
+doorstep_store::both_backends!(
     the_role_table_holds_for_every_rpc_in_and_out_of_scope,
     callers_are_masked_hidden_and_audited,
     a_watch_ends_when_its_token_is_revoked_or_expires,
@@ -1252,4 +1227,10 @@ async fn mutual_tls_admits_only_clients_with_a_certificate() {
     assert!(plaintext.await.is_none(), "no plaintext on a TLS listener");
     running.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+impl doorstep_store::testing::Fixture for Secured {
+    async fn set_up(backend: Backend, _test: &'static str) -> Option<Secured> {
+        Secured::start(backend, None).await
+    }
 }

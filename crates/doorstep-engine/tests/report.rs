@@ -571,46 +571,11 @@ fn assert_rows(what: &str, got: &[SlaRow], want: &[SlaRow]) {
     }
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::$name(doorstep_store::testing::TestDatabase::sqlite().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(db) = doorstep_store::testing::TestDatabase::postgres().await {
-                        crate::$name(db).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+doorstep_store::both_backends!(
     every_figure_matches_the_history,
     bad_requests_name_the_field,
+    rows_are_backfilled_for_a_database_from_before_reporting,
 );
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_rows_are_backfilled_for_a_database_from_before_reporting() {
-    let db = TestDb::sqlite("backfill").await.unwrap();
-    rows_are_backfilled_for_a_database_from_before_reporting(db).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_rows_are_backfilled_for_a_database_from_before_reporting() {
-    if let Some(db) = TestDb::postgres("backfill").await {
-        rows_are_backfilled_for_a_database_from_before_reporting(db).await;
-    }
-}
 
 /// The reports worth comparing: whole, per child, per level, per day.
 async fn sample_reports(engine: &Engine, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<SlaRow> {

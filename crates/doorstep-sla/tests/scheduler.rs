@@ -102,30 +102,7 @@ fn config(owner: &str) -> SchedulerConfig {
     }
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::$name(doorstep_store::testing::TestDatabase::sqlite().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(db) = doorstep_store::testing::TestDatabase::postgres().await {
-                        crate::$name(db).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+doorstep_store::both_backends!(
     a_routine_ticket_climbs_the_whole_ladder_on_time,
     a_suspended_or_resolved_ticket_is_not_escalated,
     downtime_is_caught_up_in_due_order_with_the_true_due_instant,
