@@ -31,6 +31,7 @@ doorstep_store::both_backends!(
     callers_are_masked_hidden_and_audited,
     a_watch_ends_when_its_token_is_revoked_or_expires,
     a_unit_watches_only_its_own_tickets,
+    intake_hearing_its_own_caller_back_is_not_a_disclosure,
 );
 
 const YARD: &str = "lixia/jiefanglu/jiefangqiao/yard-129";
@@ -1233,4 +1234,58 @@ impl doorstep_store::testing::Fixture for Secured {
     async fn set_up(backend: Backend, _test: &'static str) -> Option<Secured> {
         Secured::start(backend, None).await
     }
+}
+
+/// The reply to CreateTicket shows the intake the caller it sent: not a disclosure, so not audited (an
+/// audit row per ticket filed made every intake a write to the audit log). A retry whose reference
+/// finds a ticket filed with another caller does disclose that caller, and is audited.
+async fn intake_hearing_its_own_caller_back_is_not_a_disclosure(s: Secured) {
+    let root = s.token("root admin", Role::Admin, "lixia", None).await;
+    let hotline = s.token("hotline", Role::Intake, "lixia", None).await;
+    let filed = s.file(&hotline, "ECHO-1", YARD, false).await;
+    assert_eq!(filed.caller.clone().unwrap().phone, "13812345678");
+    let again = s.file(&hotline, "ECHO-1", YARD, false).await;
+    assert_eq!(again.id, filed.id, "an idempotent retry");
+
+    let mut other = intake("ECHO-1", YARD, false);
+    other.caller = Some(w::Caller {
+        name: "李先生".into(),
+        phone: "13900000000".into(),
+        confidential: false,
+    });
+    let found = s
+        .tickets()
+        .create_ticket(req(Some(&hotline), other))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!found.created);
+    let shown = found.ticket.unwrap().caller.unwrap();
+    assert_eq!(shown.phone, "13812345678", "the ticket's own caller");
+
+    let entries = s
+        .admin()
+        .query_audit_log(req(
+            Some(&root),
+            w::QueryAuditLogRequest {
+                ticket_id: filed.id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let who: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e.principal.as_str(), e.what.as_str()))
+        .collect();
+    assert_eq!(
+        who,
+        [(
+            "hotline",
+            "caller name and phone via TicketService.CreateTicket"
+        )],
+        "only the reply that showed another caller than the one sent"
+    );
 }

@@ -1,7 +1,7 @@
 //! Which tickets a principal reaches, what it sees of their callers, and the audit log of every read of
 //! unmasked personal data.
 
-use doorstep_domain::{Command, Ticket, TicketId};
+use doorstep_domain::{Caller, Command, Ticket, TicketId};
 use doorstep_store::{AuditEntry, AuditQuery, StoredEvent};
 
 use crate::access::{CallerView, Role, Rpc, caller_view};
@@ -150,6 +150,27 @@ impl Engine {
             self.store().append_audit(&entries).await?;
         }
         Ok(views)
+    }
+
+    /// How the principal sees the caller of the ticket its own intake request was answered with. A
+    /// reply that shows back exactly the name and phone the request carried discloses nothing the
+    /// caller did not send, so it is not audited; any other caller (a retry whose reference found a
+    /// ticket filed with another caller) is disclosed through [`Engine::disclose`], audited as usual.
+    pub async fn disclose_to_sender(
+        &self,
+        principal: &Principal,
+        rpc: Rpc,
+        ticket: &Ticket,
+        sent: &Caller,
+    ) -> Result<CallerView, Error> {
+        let stored = &ticket.intake.caller;
+        if stored.name == sent.name && stored.phone == sent.phone {
+            return Ok(caller_view(principal, stored.confidential));
+        }
+        let mut views = self.disclose(principal, rpc, &[ticket]).await?;
+        views
+            .pop()
+            .ok_or_else(|| Error::Internal("no caller view for the ticket".into()))
     }
 
     /// The audit log, oldest first.

@@ -136,16 +136,19 @@ impl TicketService for Tickets {
     ) -> Result<Response<w::CreateTicketResponse>, Status> {
         let principal = self.gate.admit(&request, Rpc::CreateTicket).await?;
         let (intake, level_hint) = convert::intake(request.into_inner()).map_err(to_status)?;
+        let sent = intake.caller.clone();
         let (ticket, created) = self
             .engine
             .create_ticket(&principal, intake, level_hint)
             .await
             .map_err(to_status)?;
+        let view = self
+            .engine
+            .disclose_to_sender(&principal, Rpc::CreateTicket, &ticket, &sent)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(w::CreateTicketResponse {
-            ticket: Some(
-                self.show_one(&principal, Rpc::CreateTicket, &ticket)
-                    .await?,
-            ),
+            ticket: Some(convert::ticket(&ticket, self.engine.now(), view)),
             created,
         }))
     }
