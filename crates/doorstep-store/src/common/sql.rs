@@ -126,6 +126,12 @@ pub(crate) mod sqlite {
         policy_version, ticket) VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events), $2, $3, \
         $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING reg";
 
+    /// Many tickets at once, each with its registration order given (the seq its CREATED event gets),
+    /// followed by VALUES rows of 15 parameters.
+    pub(crate) const INSERT_TICKETS: &str = "INSERT INTO tickets (id, reg, source, external_ref, \
+        node, node_path, level, status, lead_unit, resolve_due_at, created_at, updated_at, version, \
+        policy_version, ticket) VALUES";
+
     /// The optimistic-concurrency check of many commits at once, `{head} VALUES-rows {tail}` with 9
     /// parameters a row: a ticket not at its expected version is left alone and returns nothing. Each
     /// updated ticket returns its node path, the next seq (SQLite has one writer, and nothing is appended

@@ -5,6 +5,7 @@
 //! for registering and committing tickets are in `tickets`; every other store method is written
 //! once for both backends (`common::shared`).
 
+mod intake;
 mod tickets;
 mod writer;
 
@@ -37,6 +38,8 @@ pub(crate) struct SqliteStore {
     path: PathBuf,
     reads: SqlitePool,
     writer: mpsc::Sender<Box<dyn writer::Job>>,
+    /// Tickets to register, gathered into batches in front of the writer.
+    intake: mpsc::Sender<(NewRows, tokio::sync::oneshot::Sender<Result<Created>>)>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -148,10 +151,12 @@ impl SqliteStore {
                 ))
             })?;
         let writer = writer::spawn(conn, options.write_batch.max(1));
+        let intake = intake::spawn(writer.clone(), options.write_batch.max(1));
         Ok(SqliteStore {
             path,
             reads,
             writer,
+            intake,
         })
     }
 }
@@ -184,8 +189,7 @@ impl Backend for SqliteStore {
             event_rows: codec::event_rows(new.events)?,
             node_path: new.node_path.to_owned(),
         };
-        self.write(move |conn| Box::pin(tickets::create(conn, rows)))
-            .await
+        intake::register(&self.intake, rows).await
     }
 
     async fn commit(&self, c: Commit<'_>) -> Result<Vec<StoredEvent>> {

@@ -8,7 +8,7 @@
 //! statement on its worker thread, so a statement costs a thread hand-off whatever its size: a
 //! scheduler batch of 500 escalations is about a dozen statements, not five thousand.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use doorstep_domain::{Event, TicketId};
 use sqlx::AssertSqlSafe;
@@ -212,6 +212,205 @@ pub(super) async fn create(conn: &mut SqliteConnection, new: NewRows) -> Result<
     let timers: Vec<(&str, &TimerRow)> = row.timers.iter().map(|t| (&*row.id, t)).collect();
     upsert_timers(conn, &timers).await?;
     Ok(Created::New(codec::stored(&new.id, seq, &new.events)))
+}
+
+/// Registers several tickets at once, each standing alone, one answer per ticket in order: the
+/// intake's concurrent requests, gathered by the writer's intake queue. A statement per table for the
+/// lot, so a ticket costs a share of a dozen statements (each a hand-off to sqlx-sqlite's worker
+/// thread) rather than five. When that fails (a database error, which the single path would have
+/// failed one ticket with), every ticket is registered again on its own, each in a savepoint, so the
+/// answers are exactly those of one request at a time.
+pub(super) async fn create_all(
+    conn: &mut SqliteConnection,
+    batch: Vec<NewRows>,
+) -> Result<Vec<Result<Created>>> {
+    if batch.len() == 1 {
+        // The writer's savepoint around this request rolls a failure back.
+        let new = batch.into_iter().next().expect("one");
+        return Ok(vec![Ok(create(conn, new).await?)]);
+    }
+    exec(conn, "SAVEPOINT intake").await?;
+    match create_many(conn, &batch).await {
+        Ok(answers) => {
+            exec(conn, "RELEASE intake").await?;
+            Ok(answers.into_iter().map(Ok).collect())
+        }
+        Err(_) => {
+            exec(conn, "ROLLBACK TO intake").await?;
+            exec(conn, "RELEASE intake").await?;
+            let mut answers = Vec::with_capacity(batch.len());
+            for new in batch {
+                exec(conn, "SAVEPOINT intake_one").await?;
+                let answer = create(conn, new).await;
+                if answer.is_err() {
+                    exec(conn, "ROLLBACK TO intake_one").await?;
+                }
+                exec(conn, "RELEASE intake_one").await?;
+                answers.push(answer);
+            }
+            Ok(answers)
+        }
+    }
+}
+
+async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<()> {
+    sqlx::query(sql).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// [`create_all`]'s statement per table. A request whose intake key an earlier request of the batch
+/// takes answers with that ticket, as it would have found it one request later.
+async fn create_many(conn: &mut SqliteConnection, batch: &[NewRows]) -> Result<Vec<Created>> {
+    // The first request of each intake key: the one that may register a ticket.
+    let mut first_of: HashMap<(&str, &str), usize> = HashMap::with_capacity(batch.len());
+    let mut firsts: Vec<usize> = Vec::with_capacity(batch.len());
+    for (i, new) in batch.iter().enumerate() {
+        first_of
+            .entry((new.row.source, new.row.external_ref.as_str()))
+            .or_insert_with(|| {
+                firsts.push(i);
+                i
+            });
+    }
+
+    // Take the free keys; the ids returned are the tickets to register.
+    let mut taken: HashSet<String> = HashSet::with_capacity(firsts.len());
+    for chunk in firsts.chunks(rows_per_statement(3)) {
+        let sql = format!(
+            "INSERT INTO intake_keys (source, external_ref, ticket_id) VALUES {} \
+             ON CONFLICT (source, external_ref) DO NOTHING RETURNING ticket_id",
+            codec::anonymous_values(chunk.len(), 3)
+        );
+        let mut q = sqlx::query_as::<_, (String,)>(AssertSqlSafe(sql));
+        for &i in chunk {
+            let row = &batch[i].row;
+            q = q.bind(row.source).bind(&row.external_ref).bind(&row.id);
+        }
+        taken.extend(q.fetch_all(&mut *conn).await?.into_iter().map(|(id,)| id));
+    }
+
+    // Keys registered before this batch: their tickets.
+    let registered: Vec<usize> = firsts
+        .iter()
+        .copied()
+        .filter(|&i| !taken.contains(&batch[i].row.id))
+        .collect();
+    let mut existing: HashMap<(String, String), String> = HashMap::new();
+    for chunk in registered.chunks(rows_per_statement(2)) {
+        let sql = format!(
+            "WITH v (source, external_ref) AS (VALUES {}) \
+             SELECT k.source, k.external_ref, t.ticket FROM v \
+             JOIN intake_keys k ON k.source = v.source AND k.external_ref = v.external_ref \
+             JOIN tickets t ON t.id = k.ticket_id",
+            codec::anonymous_values(chunk.len(), 2)
+        );
+        let mut q = sqlx::query_as::<_, (String, String, String)>(AssertSqlSafe(sql));
+        for &i in chunk {
+            q = q.bind(batch[i].row.source).bind(&batch[i].row.external_ref);
+        }
+        for (source, external_ref, json) in q.fetch_all(&mut *conn).await? {
+            existing.insert((source, external_ref), json);
+        }
+    }
+
+    // The single writer numbers events: one past the highest written, in the batch's order.
+    let (mut next,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) + 1 FROM events")
+        .fetch_one(&mut *conn)
+        .await?;
+    let mut seqs: HashMap<usize, i64> = HashMap::with_capacity(taken.len());
+    for &i in &firsts {
+        if taken.contains(&batch[i].row.id) {
+            seqs.insert(i, next);
+            next += batch[i].event_rows.len() as i64;
+        }
+    }
+    let new: Vec<usize> = firsts
+        .iter()
+        .copied()
+        .filter(|i| seqs.contains_key(i))
+        .collect();
+
+    for chunk in new.chunks(rows_per_statement(15)) {
+        let sql = format!(
+            "{} {}",
+            crate::common::sql::sqlite::INSERT_TICKETS,
+            codec::anonymous_values(chunk.len(), 15)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for i in chunk {
+            let (new, row) = (&batch[*i], &batch[*i].row);
+            q = q
+                .bind(&row.id)
+                .bind(seqs[i])
+                .bind(row.source)
+                .bind(&row.external_ref)
+                .bind(&row.node)
+                .bind(&new.node_path)
+                .bind(row.level)
+                .bind(row.status)
+                .bind(&row.lead_unit)
+                .bind(row.resolve_due_at)
+                .bind(row.created_at)
+                .bind(row.updated_at)
+                .bind(row.version)
+                .bind(row.policy_version)
+                .bind(&row.json);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    let events: Vec<Appending<'_>> = new
+        .iter()
+        .flat_map(|i| {
+            let new = &batch[*i];
+            Appending::commit(seqs[i], &new.row, &new.node_path, &new.event_rows)
+        })
+        .collect();
+    insert_events(conn, &events).await?;
+    let units: Vec<(&str, &str)> = new
+        .iter()
+        .flat_map(|i| {
+            let row = &batch[*i].row;
+            row.units.iter().map(move |u| (&*row.id, &**u))
+        })
+        .collect();
+    insert_units(conn, &units).await?;
+    let timers: Vec<(&str, &TimerRow)> = new
+        .iter()
+        .flat_map(|i| {
+            let row = &batch[*i].row;
+            row.timers.iter().map(move |t| (&*row.id, t))
+        })
+        .collect();
+    upsert_timers(conn, &timers).await?;
+
+    batch
+        .iter()
+        .enumerate()
+        .map(|(i, request)| {
+            let first = first_of[&(request.row.source, request.row.external_ref.as_str())];
+            let found =
+                |json: &str| Ok(Created::Existing(Box::new(codec::ticket_from_json(json)?)));
+            match seqs.get(&first) {
+                Some(&seq) if first == i => Ok(Created::New(codec::stored(
+                    &request.id,
+                    seq,
+                    &request.events,
+                ))),
+                // A later request of a key this batch registered.
+                Some(_) => found(&batch[first].row.json),
+                None => match existing.get(&(
+                    request.row.source.to_owned(),
+                    request.row.external_ref.clone(),
+                )) {
+                    Some(json) => found(json),
+                    None => Err(StoreError::Database(format!(
+                        "intake key of ticket {} is taken, but by no ticket",
+                        request.id
+                    ))),
+                },
+            }
+        })
+        .collect()
 }
 
 fn already(e: sqlx::Error, id: &str) -> StoreError {

@@ -49,22 +49,36 @@ impl SqliteStore {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let request = Request {
-            work: Some(work),
-            outcome: None,
-            reply,
-            last,
-        };
-        self.writer
-            .send(Box::new(request))
-            .await
-            .map_err(|_| writer_gone())?;
-        answer.await.map_err(|_| writer_gone())?
+        request(&self.writer, work, last).await
     }
 }
 
-fn writer_gone() -> StoreError {
+/// Sends `work` to the writer behind `writer`; answers after the commit. `last`: the transaction
+/// ends with it.
+pub(super) async fn request<T, F>(
+    writer: &mpsc::Sender<Box<dyn Job>>,
+    work: F,
+    last: bool,
+) -> Result<T>
+where
+    T: Send + 'static,
+    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+{
+    let (reply, answer) = oneshot::channel();
+    let request = Request {
+        work: Some(work),
+        outcome: None,
+        reply,
+        last,
+    };
+    writer
+        .send(Box::new(request))
+        .await
+        .map_err(|_| writer_gone())?;
+    answer.await.map_err(|_| writer_gone())?
+}
+
+pub(super) fn writer_gone() -> StoreError {
     StoreError::Database("the SQLite writer stopped".into())
 }
 

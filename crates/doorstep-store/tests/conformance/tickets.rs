@@ -14,6 +14,7 @@ doorstep_store::both_backends!(
     intake_is_idempotent_under_concurrent_duplicates,
     a_stale_version_conflicts_and_writes_nothing,
     concurrent_commits_each_get_their_own_result,
+    a_burst_of_intake_answers_each_request_as_if_alone,
 );
 
 async fn tickets_are_created_read_and_historied(db: TestDb) {
@@ -346,4 +347,119 @@ async fn concurrent_commits_each_get_their_own_result(db: TestDb) {
         assert_eq!(store.get_ticket(&id).await.unwrap(), Some(next));
         assert_eq!(store.history(&id).await.unwrap().len(), 2);
     }
+}
+
+/// Many registrations at once (SQLite gathers them into shared statements): each is answered as if it
+/// had come alone. New references register, a reference registered before answers with its ticket, a
+/// reference repeated within the burst registers once; and in a second burst a request that fails (an
+/// id already taken) fails alone while the rest of that burst registers.
+async fn a_burst_of_intake_answers_each_request_as_if_alone(db: TestDb) {
+    let world = World::new();
+    let store = db.open().await;
+    let (before, events) = world.register("pre-0", "PRE", Y1, Level::Routine, t0());
+    store
+        .create_ticket(NewTicket {
+            ticket: &before,
+            events: &events,
+            node_path: &world.path(Y1),
+        })
+        .await
+        .unwrap();
+    let burst = |requests: Vec<(String, String)>| {
+        let tasks: Vec<_> = requests
+            .into_iter()
+            .map(|(id, reference)| {
+                let store = store.clone();
+                let world = world.clone();
+                tokio::spawn(async move {
+                    let (ticket, events) =
+                        world.register(&id, &reference, Y1, Level::Routine, t0());
+                    let created = store
+                        .create_ticket(NewTicket {
+                            ticket: &ticket,
+                            events: &events,
+                            node_path: &world.path(Y1),
+                        })
+                        .await;
+                    (reference, ticket, events, created)
+                })
+            })
+            .collect();
+        async move {
+            let mut answers = Vec::new();
+            for task in tasks {
+                answers.push(task.await.unwrap());
+            }
+            answers
+        }
+    };
+
+    let mut requests: Vec<(String, String)> = (0..40)
+        .map(|i| (format!("burst-{i}"), format!("BURST-{i}")))
+        .collect();
+    requests.extend((0..4).map(|i| (format!("again-{i}"), "PRE".to_owned())));
+    requests.extend((0..3).map(|i| (format!("twin-{i}"), "TWIN".to_owned())));
+    let mut second: Vec<(String, String)> = (0..8)
+        .map(|i| (format!("later-{i}"), format!("LATER-{i}")))
+        .collect();
+    second.push(("pre-0".to_owned(), "CLASH".to_owned()));
+
+    let mut seqs = Vec::new();
+    let mut twins = Vec::new();
+    let mut answers = burst(requests).await;
+    answers.extend(burst(second).await);
+    for (reference, ticket, events, created) in answers {
+        match (reference.as_str(), created) {
+            ("CLASH", Err(e)) => assert!(matches!(e, StoreError::AlreadyExists(_)), "{e:?}"),
+            ("PRE", Ok(created)) => {
+                assert_eq!(created, Created::Existing(Box::new(before.clone())))
+            }
+            ("TWIN", Ok(Created::New(stored))) => twins.push(stored[0].ticket_id.clone()),
+            ("TWIN", Ok(Created::Existing(ticket))) => twins.push(ticket.id.clone()),
+            (_, Ok(Created::New(stored))) => {
+                assert_eq!(
+                    stored.iter().map(|s| &s.event).collect::<Vec<_>>(),
+                    events.iter().collect::<Vec<_>>()
+                );
+                assert_eq!(store.history(&ticket.id).await.unwrap(), stored);
+                assert_eq!(store.get_ticket(&ticket.id).await.unwrap(), Some(ticket));
+                seqs.extend(stored.iter().map(|s| s.seq));
+            }
+            (_, other) => panic!("{} under {reference}: {other:?}", ticket.id),
+        }
+    }
+    assert_eq!(twins.len(), 3);
+    assert!(
+        twins.iter().all(|t| *t == twins[0]),
+        "one ticket: {twins:?}"
+    );
+    assert_eq!(
+        store
+            .ticket_by_ref(Channel::Hotline12345, "CLASH")
+            .await
+            .unwrap(),
+        None,
+        "the failed request wrote nothing"
+    );
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(
+        seqs.len(),
+        48,
+        "every new ticket's event has a seq of its own"
+    );
+    let log: Vec<i64> = store
+        .events_after(None, 0, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(
+        log.len(),
+        1 + 48 + 1,
+        "the CREATED of each ticket registered"
+    );
+    assert!(log.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(store.last_seq().await.unwrap(), *log.last().unwrap());
 }
