@@ -201,6 +201,30 @@ pub(crate) fn event_rows(events: &[Event]) -> Result<Vec<EventRow>> {
         .collect()
 }
 
+/// A ticket to register, with its rows built (owned, to wait in the intake queue).
+#[derive(Debug, Clone)]
+pub(crate) struct NewRows {
+    pub(crate) id: TicketId,
+    pub(crate) row: TicketRow,
+    pub(crate) events: Vec<Event>,
+    pub(crate) event_rows: Vec<EventRow>,
+    pub(crate) node_path: String,
+}
+
+impl NewRows {
+    /// Checks the ticket follows from its events (see [`check_new`]) and builds its rows.
+    pub(crate) fn new(new: &crate::NewTicket<'_>) -> Result<NewRows> {
+        check_new(new)?;
+        Ok(NewRows {
+            id: new.ticket.id.clone(),
+            row: TicketRow::new(new.ticket)?,
+            events: new.events.to_vec(),
+            event_rows: event_rows(new.events)?,
+            node_path: new.node_path.to_owned(),
+        })
+    }
+}
+
 /// The events as stored, numbered from `first_seq`.
 pub(crate) fn stored(ticket_id: &TicketId, first_seq: i64, events: &[Event]) -> Vec<StoredEvent> {
     events

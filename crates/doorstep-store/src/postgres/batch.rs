@@ -307,33 +307,7 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         }
-        if !written.is_empty() {
-            let sql = format!(
-                "INSERT INTO timers (ticket_id, clock, unit, threshold, due_at, due_exact) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
-                     $5::bigint[], $6::text[]) {}",
-                crate::common::sql::ON_TIMER_CONFLICT
-            );
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(written.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-                .bind(written.iter().map(|(_, t)| t.clock).collect::<Vec<_>>())
-                .bind(
-                    written
-                        .iter()
-                        .map(|(_, t)| t.unit.as_str())
-                        .collect::<Vec<_>>(),
-                )
-                .bind(written.iter().map(|(_, t)| t.threshold).collect::<Vec<_>>())
-                .bind(written.iter().map(|(_, t)| t.due_at).collect::<Vec<_>>())
-                .bind(
-                    written
-                        .iter()
-                        .map(|(_, t)| t.due_exact.as_str())
-                        .collect::<Vec<_>>(),
-                )
-                .execute(&mut *tx)
-                .await?;
-        }
+        arm_timers(tx, &written).await?;
 
         // The events, numbered in commit order under the counter; each commit's last carries its
         // instant and the ticket's running resolve deadline for the report projector.
@@ -346,39 +320,11 @@ impl PgStore {
             firsts.push(seq);
             for (i, e) in p.events.iter().enumerate() {
                 let last = i + 1 == p.events.len();
-                events.seq.push(seq);
-                events.ticket_id.push(&p.row.id);
-                events.at.push(e.at);
-                events.actor.push(&e.actor);
-                events.kind.push(e.kind);
-                events.node_path.push(path);
-                events.payload.push(&e.payload);
-                events.commit_at.push(last.then_some(p.row.updated_at));
-                events
-                    .resolve_due
-                    .push(if last { p.row.resolve_due_at } else { None });
+                events.push(seq, &p.row.id, path, e, last.then_some(&p.row));
                 seq += 1;
             }
         }
-        sqlx::query(
-            "INSERT INTO events (seq, ticket_id, at, actor, kind, node_path, payload, commit_at, \
-             resolve_due) \
-             SELECT s, t, a, ac, k, n, p::jsonb, c, d FROM UNNEST($1::bigint[], $2::text[], \
-                 $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], \
-                 $9::bigint[]) \
-             AS e(s, t, a, ac, k, n, p, c, d)",
-        )
-        .bind(&events.seq)
-        .bind(&events.ticket_id)
-        .bind(&events.at)
-        .bind(&events.actor)
-        .bind(&events.kind)
-        .bind(&events.node_path)
-        .bind(&events.payload)
-        .bind(&events.commit_at)
-        .bind(&events.resolve_due)
-        .execute(&mut *tx)
-        .await?;
+        events.insert(tx).await?;
 
         for ((index, p, _), first) in writing.iter().zip(firsts) {
             answers.push((
@@ -390,8 +336,41 @@ impl PgStore {
     }
 }
 
+/// Arms timers anew, or re-arms them at another instant (which ends any lease on them).
+pub(super) async fn arm_timers(tx: &mut PgConnection, written: &[(&str, &TimerRow)]) -> Result<()> {
+    if written.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO timers (ticket_id, clock, unit, threshold, due_at, due_exact) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+             $5::bigint[], $6::text[]) {}",
+        crate::common::sql::ON_TIMER_CONFLICT
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(written.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+        .bind(written.iter().map(|(_, t)| t.clock).collect::<Vec<_>>())
+        .bind(
+            written
+                .iter()
+                .map(|(_, t)| t.unit.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(written.iter().map(|(_, t)| t.threshold).collect::<Vec<_>>())
+        .bind(written.iter().map(|(_, t)| t.due_at).collect::<Vec<_>>())
+        .bind(
+            written
+                .iter()
+                .map(|(_, t)| t.due_exact.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 /// The appended events, a column each, for `UNNEST`.
-struct EventColumns<'a> {
+pub(super) struct EventColumns<'a> {
     seq: Vec<i64>,
     ticket_id: Vec<&'a str>,
     at: Vec<i64>,
@@ -403,8 +382,8 @@ struct EventColumns<'a> {
     resolve_due: Vec<Option<i64>>,
 }
 
-impl EventColumns<'_> {
-    fn with_capacity(n: usize) -> Self {
+impl<'a> EventColumns<'a> {
+    pub(super) fn with_capacity(n: usize) -> Self {
         EventColumns {
             seq: Vec::with_capacity(n),
             ticket_id: Vec::with_capacity(n),
@@ -416,5 +395,50 @@ impl EventColumns<'_> {
             commit_at: Vec::with_capacity(n),
             resolve_due: Vec::with_capacity(n),
         }
+    }
+
+    /// One event; a commit's last carries its instant and the ticket's running resolve deadline
+    /// after it (`last_of`: the ticket as the commit leaves it), for the report projector.
+    pub(super) fn push(
+        &mut self,
+        seq: i64,
+        ticket_id: &'a str,
+        node_path: &'a str,
+        event: &'a EventRow,
+        last_of: Option<&TicketRow>,
+    ) {
+        self.seq.push(seq);
+        self.ticket_id.push(ticket_id);
+        self.at.push(event.at);
+        self.actor.push(&event.actor);
+        self.kind.push(event.kind);
+        self.node_path.push(node_path);
+        self.payload.push(&event.payload);
+        self.commit_at.push(last_of.map(|t| t.updated_at));
+        self.resolve_due
+            .push(last_of.and_then(|t| t.resolve_due_at));
+    }
+
+    pub(super) async fn insert(&self, tx: &mut PgConnection) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO events (seq, ticket_id, at, actor, kind, node_path, payload, commit_at, \
+             resolve_due) \
+             SELECT s, t, a, ac, k, n, p::jsonb, c, d FROM UNNEST($1::bigint[], $2::text[], \
+                 $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], \
+                 $9::bigint[]) \
+             AS e(s, t, a, ac, k, n, p, c, d)",
+        )
+        .bind(&self.seq)
+        .bind(&self.ticket_id)
+        .bind(&self.at)
+        .bind(&self.actor)
+        .bind(&self.kind)
+        .bind(&self.node_path)
+        .bind(&self.payload)
+        .bind(&self.commit_at)
+        .bind(&self.resolve_due)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
     }
 }

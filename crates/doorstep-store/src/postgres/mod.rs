@@ -21,15 +21,20 @@ mod batch;
 mod pool;
 mod tickets;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use doorstep_domain::{Ticket, TicketId};
 use sqlx::postgres::{PgConnection, PgPool};
+use tokio::sync::mpsc;
 
-use crate::common::codec::{self, TicketRow};
-use crate::common::shared::{Backend, BoxFuture, RETRIES, store_impl};
+use crate::common::codec::{self, NewRows};
+use crate::common::intake;
+use crate::common::shared::{Backend, BoxFuture, store_impl};
 use crate::options::{ConnectOptions, redact};
-use crate::{Commit, Created, DueTimer, NewTicket, Result, Store, StoreError, StoredEvent};
+use crate::{Commit, Created, DueTimer, NewTicket, Result, StoreError, StoredEvent};
 pub(crate) use pool::migrate;
+use tickets::Registrar;
 
 /// The PostgreSQL store: a connection pool.
 pub(crate) struct PgStore {
@@ -37,7 +42,9 @@ pub(crate) struct PgStore {
     pool: PgPool,
     /// Held from taking seqs to the commit: this process queues its own event appends here, so at
     /// most one of its transactions waits on the counter row's lock in the database.
-    appends: tokio::sync::Mutex<()>,
+    appends: Arc<tokio::sync::Mutex<()>>,
+    /// Tickets to register, gathered into one transaction per batch.
+    intake: mpsc::Sender<intake::Pending>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -54,10 +61,20 @@ impl PgStore {
         let pool = pool::pool(url, options, options.max_connections.max(2)).await?;
         pool::migrate_pool(&pool, &database).await?;
         crate::report::postgres::backfill(&mut *pool.acquire().await?).await?;
+        let appends = Arc::new(tokio::sync::Mutex::new(()));
+        let registrar = Registrar {
+            pool: pool.clone(),
+            appends: Arc::clone(&appends),
+        };
+        let intake = intake::spawn(options.write_batch.max(1), move |batch| {
+            let registrar = registrar.clone();
+            async move { Ok(registrar.create_all(batch).await) }
+        });
         Ok(PgStore {
             database,
             pool,
-            appends: tokio::sync::Mutex::new(()),
+            appends,
+            intake,
         })
     }
 
@@ -84,24 +101,7 @@ impl PgStore {
 
 impl Backend for PgStore {
     async fn create_ticket(&self, new: NewTicket<'_>) -> Result<Created> {
-        codec::check_new(&new)?;
-        let row = TicketRow::new(new.ticket)?;
-        let events = codec::event_rows(new.events)?;
-        for _ in 0..RETRIES {
-            if let Some(created) = self.try_create(&new, &row, &events).await? {
-                return Ok(created);
-            }
-            if let Some(existing) = self
-                .ticket_by_ref(new.ticket.intake.source, &new.ticket.intake.external_ref)
-                .await?
-            {
-                return Ok(Created::Existing(Box::new(existing)));
-            }
-        }
-        Err(StoreError::Database(format!(
-            "ticket {}: its intake key kept changing",
-            new.ticket.id
-        )))
+        intake::register(&self.intake, NewRows::new(&new)?).await
     }
 
     /// The batch path with one commit (see the `batch` module).

@@ -5,7 +5,6 @@
 //! for registering and committing tickets are in `tickets`; every other store method is written
 //! once for both backends (`common::shared`).
 
-mod intake;
 mod tickets;
 mod writer;
 
@@ -22,13 +21,14 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions as _, Connection as _};
 use tokio::sync::mpsc;
 
-use crate::common::codec::{self, TicketRow};
+use crate::common::codec::{self, NewRows, TicketRow};
 use crate::common::error::message;
+use crate::common::intake;
 use crate::common::shared::{Backend, store_impl};
 use crate::migrations::{self, MigrationReport, TABLE};
 use crate::options::{ConnectOptions, SqliteSync};
 use crate::{Commit, Created, DueTimer, NewTicket, Result, StoreError, StoredEvent};
-use tickets::{CommitRows, NewRows};
+use tickets::CommitRows;
 
 /// Ids per `IN (...)` list when reading many tickets (well under SQLite's bound-parameter limit).
 const GET_MANY_CHUNK: usize = 500;
@@ -39,7 +39,7 @@ pub(crate) struct SqliteStore {
     reads: SqlitePool,
     writer: mpsc::Sender<Box<dyn writer::Job>>,
     /// Tickets to register, gathered into batches in front of the writer.
-    intake: mpsc::Sender<(NewRows, tokio::sync::oneshot::Sender<Result<Created>>)>,
+    intake: mpsc::Sender<intake::Pending>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -151,7 +151,18 @@ impl SqliteStore {
                 ))
             })?;
         let writer = writer::spawn(conn, options.write_batch.max(1));
-        let intake = intake::spawn(writer.clone(), options.write_batch.max(1));
+        let queue = writer.clone();
+        let intake = intake::spawn(options.write_batch.max(1), move |batch| {
+            let queue = queue.clone();
+            async move {
+                writer::request(
+                    &queue,
+                    move |conn| Box::pin(tickets::create_all(conn, batch)),
+                    false,
+                )
+                .await
+            }
+        });
         Ok(SqliteStore {
             path,
             reads,
@@ -181,15 +192,7 @@ async fn claim(
 
 impl Backend for SqliteStore {
     async fn create_ticket(&self, new: NewTicket<'_>) -> Result<Created> {
-        codec::check_new(&new)?;
-        let rows = NewRows {
-            id: new.ticket.id.clone(),
-            row: TicketRow::new(new.ticket)?,
-            events: new.events.to_vec(),
-            event_rows: codec::event_rows(new.events)?,
-            node_path: new.node_path.to_owned(),
-        };
-        intake::register(&self.intake, rows).await
+        intake::register(&self.intake, NewRows::new(&new)?).await
     }
 
     async fn commit(&self, c: Commit<'_>) -> Result<Vec<StoredEvent>> {

@@ -15,16 +15,8 @@ use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqliteConnection;
 
 use crate::common::chain::Runs;
-use crate::common::codec::{self, EventRow, TicketRow, TimerRow, rows_per_statement};
+use crate::common::codec::{self, EventRow, NewRows, TicketRow, TimerRow, rows_per_statement};
 use crate::{Created, Result, StoreError, StoredEvent};
-
-pub(super) struct NewRows {
-    pub(super) id: TicketId,
-    pub(super) row: TicketRow,
-    pub(super) events: Vec<Event>,
-    pub(super) event_rows: Vec<EventRow>,
-    pub(super) node_path: String,
-}
 
 pub(super) struct CommitRows {
     pub(super) id: TicketId,

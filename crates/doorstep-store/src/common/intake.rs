@@ -1,40 +1,46 @@
-//! The intake queue: tickets to register are gathered here and handed to the writer as one request
-//! per batch ([`tickets::create_all`]), so concurrent intake shares its statements. While one batch
-//! is in the writer, the next gathers: the busier the intake, the larger the batches, and a lone
-//! request goes straight through.
+//! The intake queue in front of a backend's writes: tickets to register are gathered here and handed
+//! to the backend as one batch ([`spawn`]'s `register`), so concurrent intake shares its statements and
+//! its commit. While one batch is being written the next gathers: the busier the intake, the larger
+//! the batches, and a lone request goes straight through.
 
-use sqlx::sqlite::SqliteConnection;
+use std::future::Future;
+
 use tokio::sync::{mpsc, oneshot};
 
-use super::tickets::{self, NewRows};
-use super::writer::{self, Job};
+use crate::common::codec::NewRows;
 use crate::{Created, Result, StoreError};
 
 /// A ticket waiting to be registered, and where its answer goes.
-type Pending = (NewRows, oneshot::Sender<Result<Created>>);
+pub(crate) type Pending = (NewRows, oneshot::Sender<Result<Created>>);
 
-/// Starts the queue in front of `writer`, handing it at most `batch` tickets at a time; its sender.
-pub(super) fn spawn(writer: mpsc::Sender<Box<dyn Job>>, batch: usize) -> mpsc::Sender<Pending> {
+/// Starts a queue that hands at most `batch` tickets at a time to `register`, which answers each in
+/// order (or fails the batch whole); its sender.
+pub(crate) fn spawn<F, Fut>(batch: usize, register: F) -> mpsc::Sender<Pending>
+where
+    F: Fn(Vec<NewRows>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Vec<Result<Created>>>> + Send + 'static,
+{
     let (queue, waiting) = mpsc::channel(batch * 4);
-    tokio::spawn(run(waiting, writer, batch));
+    tokio::spawn(run(waiting, batch, register));
     queue
 }
 
-/// Registers a ticket through the queue `queue`; answers after the commit.
-pub(super) async fn register(queue: &mpsc::Sender<Pending>, new: NewRows) -> Result<Created> {
+/// Registers a ticket through `queue`; answers after the commit.
+pub(crate) async fn register(queue: &mpsc::Sender<Pending>, new: NewRows) -> Result<Created> {
     let (reply, answer) = oneshot::channel();
-    queue
-        .send((new, reply))
-        .await
-        .map_err(|_| writer::writer_gone())?;
-    answer.await.map_err(|_| writer::writer_gone())?
+    queue.send((new, reply)).await.map_err(|_| stopped())?;
+    answer.await.map_err(|_| stopped())?
 }
 
-async fn run(
-    mut waiting: mpsc::Receiver<Pending>,
-    writer: mpsc::Sender<Box<dyn Job>>,
-    batch: usize,
-) {
+fn stopped() -> StoreError {
+    StoreError::Database("the intake queue stopped".into())
+}
+
+async fn run<F, Fut>(mut waiting: mpsc::Receiver<Pending>, batch: usize, register: F)
+where
+    F: Fn(Vec<NewRows>) -> Fut,
+    Fut: Future<Output = Result<Vec<Result<Created>>>>,
+{
     let mut rows = Vec::with_capacity(batch);
     let mut replies = Vec::with_capacity(batch);
     while let Some((new, reply)) = waiting.recv().await {
@@ -49,13 +55,7 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let work = std::mem::replace(&mut rows, Vec::with_capacity(batch));
-        let answers = writer::request(
-            &writer,
-            move |conn: &mut SqliteConnection| Box::pin(tickets::create_all(conn, work)),
-            false,
-        )
-        .await;
+        let answers = register(std::mem::replace(&mut rows, Vec::with_capacity(batch))).await;
         match answers {
             Ok(answers) => {
                 for (reply, answer) in replies.drain(..).zip(answers) {
@@ -64,9 +64,9 @@ async fn run(
                 }
             }
             Err(e) => {
+                // A lone request hears its own error; a batch that failed whole (its transaction
+                // did not commit) fails every ticket in it the same way.
                 let mut replies = replies.drain(..);
-                // A lone request hears its own error; a batch that failed whole (the writer's
-                // transaction did not commit) fails every ticket in it the same way.
                 if let Some(first) = replies.next() {
                     for reply in replies {
                         let _ = reply.send(Err(copy(&e)));
