@@ -33,7 +33,8 @@
 //!   The pacer sleeps on tokio's timer (1 ms granularity), so latencies include up to about a
 //!   millisecond of pacing slack; the "pacer late" column shows the worst. The achieved rate is the
 //!   calls answered over the time from the first scheduled send to the last answer, so a server that
-//!   falls behind shows a lower rate and the phase lasts until its backlog is answered.
+//!   falls behind shows a lower rate and the phase lasts until its backlog is answered (at most
+//!   10 minutes; what is still unanswered then counts as errors).
 //! - **Watchers** (`--watchers N`): N WatchEvents streams on `--watch-node` (after_seq 0, i.e. from
 //!   now on), one connection each unless `--streams-per-connection` says otherwise, opened before a
 //!   second round of intake (open loop at each rate, closed loop CreateTicket at `--watch-clients`);
@@ -740,6 +741,9 @@ async fn closed_loop(load: &Load, which: Call, clients: usize) -> Outcome {
     total
 }
 
+/// How long an open-loop phase waits for its backlog to be answered.
+const DRAIN_LIMIT: Duration = Duration::from_secs(600);
+
 /// CreateTicket offered at `rate` calls/s for `seconds`, latency from each call's intended instant.
 async fn open_loop(load: &Load, rate: f64) -> Outcome {
     let (channels, seconds, max_in_flight, workload) = (
@@ -795,13 +799,22 @@ async fn open_loop(load: &Load, rate: f64) -> Outcome {
             drop(permit);
         });
     }
-    // Every permit back: every call answered.
+    // Every permit back: every call answered. A backlog still unanswered after the drain limit
+    // counts as errors (and its calls would overlap the next phase).
     let all = u32::try_from(max_in_flight).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(Duration::from_secs(120), in_flight.acquire_many(all)).await;
+    let drained = tokio::time::timeout(DRAIN_LIMIT, in_flight.acquire_many(all)).await;
     let (server_cpu, client_cpu) = meter.stop();
     let mut guard = shared.lock().unwrap();
     let (outcome, last) = &mut *guard;
     let mut outcome = std::mem::take(outcome);
+    if drained.is_err() {
+        let unanswered = (max_in_flight - in_flight.available_permits()) as u64;
+        outcome.errors += unanswered;
+        outcome.first_error = Some(format!(
+            "{unanswered} calls unanswered {} s after the last send",
+            DRAIN_LIMIT.as_secs()
+        ));
+    }
     let span = last.map_or(seconds, |l| {
         l.saturating_duration_since(start)
             .as_secs_f64()
