@@ -18,7 +18,7 @@ use crate::error::to_status;
 use crate::gate::Gate;
 use doorstep_engine::Rpc;
 use doorstep_engine::auth::Principal;
-use doorstep_engine::engine::{Action, Engine, FEED_HOLDS, ListRequest, Watch};
+use doorstep_engine::engine::{Action, Engine, ListRequest, Watch};
 use doorstep_engine::error::Error;
 
 /// The most values a list filter takes (there are nine statuses and four levels).
@@ -673,7 +673,7 @@ async fn follow(
 /// `after_seq = delivered` continues without a gap or a duplicate.
 fn fallen_behind(delivered: i64) -> Status {
     Status::unavailable(format!(
-        "this watch fell more than {FEED_HOLDS} events behind the event log and was ended; \
+        "this watch fell too far behind the event log (its client is not reading) and was ended; \
          resume with after_seq={delivered}"
     ))
 }

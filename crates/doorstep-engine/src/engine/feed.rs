@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,6 +41,8 @@ pub(crate) struct Feed {
     /// The seq up to which the feed has read; a new batch changes it.
     heads: watch::Sender<i64>,
     started: AtomicBool,
+    /// How many events it keeps ([`FEED_HOLDS`] unless set).
+    holds: AtomicUsize,
 }
 
 /// Contiguous batches covering the seqs in `(start, head]`.
@@ -74,6 +76,7 @@ impl Feed {
             }),
             heads: watch::channel(head).0,
             started: AtomicBool::new(false),
+            holds: AtomicUsize::new(FEED_HOLDS),
         }
     }
 
@@ -99,6 +102,7 @@ impl Feed {
         let Some(last) = events.last().map(|(_, e)| e.seq) else {
             return;
         };
+        let holds = self.holds.load(Ordering::Relaxed);
         {
             let mut ring = self.ring();
             let batch = Batch {
@@ -109,7 +113,7 @@ impl Feed {
             ring.events += batch.events.len();
             ring.batches.push_back(Arc::new(batch));
             ring.head = last;
-            while ring.events > FEED_HOLDS && ring.batches.len() > 1 {
+            while ring.events > holds && ring.batches.len() > 1 {
                 if let Some(old) = ring.batches.pop_front() {
                     ring.events -= old.events.len();
                     ring.start = old.last;
@@ -159,6 +163,12 @@ impl Engine {
             Arc::clone(self.store()),
             self.subscribe(),
         ))
+    }
+
+    /// How many of the latest events the feed keeps for watches that are a little behind (default
+    /// [`FEED_HOLDS`]): the slack a slow client has before its watch is ended.
+    pub fn set_feed_holds(&self, events: usize) {
+        self.feed.holds.store(events.max(1), Ordering::Relaxed);
     }
 
     /// A watch of the events of `subtree` (already scoped to the principal, see
@@ -225,7 +235,8 @@ impl Watch {
     }
 
     /// Resolves once the feed has dropped the batch this watch needs next, i.e. its client has
-    /// fallen more than [`FEED_HOLDS`] events behind the log; never while catching up from the store.
+    /// fallen more than the feed holds ([`FEED_HOLDS`]) behind the log; never while catching up from
+    /// the store.
     pub async fn fallen_behind(&self) {
         if !self.live {
             return std::future::pending().await;
