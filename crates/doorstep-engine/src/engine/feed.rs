@@ -59,7 +59,8 @@ struct Ring {
 #[derive(Debug)]
 struct Batch {
     last: i64,
-    events: Vec<(String, StoredEvent)>,
+    /// Shared with every watch that shows them, not copied per watch.
+    events: Vec<(String, Arc<StoredEvent>)>,
     /// The batch's tickets as they are now, read once for every handling unit's watch.
     tickets: OnceCell<HashMap<TicketId, Ticket>>,
 }
@@ -102,6 +103,7 @@ impl Feed {
         let Some(last) = events.last().map(|(_, e)| e.seq) else {
             return;
         };
+        let events: Vec<_> = events.into_iter().map(|(p, e)| (p, Arc::new(e))).collect();
         let holds = self.holds.load(Ordering::Relaxed);
         {
             let mut ring = self.ring();
@@ -207,7 +209,7 @@ impl Watch {
     /// The next events the principal may see, in seq order: from the store while the watch is
     /// behind what the feed holds, then from the feed. Empty when nothing came within
     /// [`FEED_POLL`], so the caller can re-check the token.
-    pub async fn next(&mut self) -> Result<Vec<StoredEvent>, Error> {
+    pub async fn next(&mut self) -> Result<Vec<Arc<StoredEvent>>, Error> {
         if !self.live {
             return self.catch_up().await;
         }
@@ -255,7 +257,7 @@ impl Watch {
     /// One read from the store after the watch's position, as a watch always read. Once a read
     /// reaches the end of the log, it holds every event the feed had read before it started, so the
     /// watch goes on from the feed.
-    async fn catch_up(&mut self) -> Result<Vec<StoredEvent>, Error> {
+    async fn catch_up(&mut self) -> Result<Vec<Arc<StoredEvent>>, Error> {
         let covered = self.engine.feed.head();
         let batch = self
             .engine
@@ -268,11 +270,16 @@ impl Watch {
             self.position = self.position.max(covered);
             self.live = true;
         }
-        self.engine.visible_events(&self.principal, batch).await
+        let visible = self.engine.visible_events(&self.principal, batch).await?;
+        Ok(visible.into_iter().map(Arc::new).collect())
     }
 
     /// The events of the feed's batches after `from` that the principal may see.
-    async fn visible(&self, batches: &[Arc<Batch>], from: i64) -> Result<Vec<StoredEvent>, Error> {
+    async fn visible(
+        &self,
+        batches: &[Arc<Batch>],
+        from: i64,
+    ) -> Result<Vec<Arc<StoredEvent>>, Error> {
         let mut out = Vec::new();
         for batch in batches {
             let handled = match self.principal.role {
@@ -332,11 +339,11 @@ fn in_subtree(root: Option<&str>, path: &str) -> bool {
 
 /// The events after `from` in the subtree; with `handled`, only those of tickets it marks visible.
 fn select(
-    events: &[(String, StoredEvent)],
+    events: &[(String, Arc<StoredEvent>)],
     from: i64,
     subtree: Option<&str>,
     handled: Option<&HashMap<TicketId, bool>>,
-) -> Vec<StoredEvent> {
+) -> Vec<Arc<StoredEvent>> {
     events
         .iter()
         .filter(|(path, event)| {
@@ -344,7 +351,7 @@ fn select(
                 && in_subtree(subtree, path)
                 && handled.is_none_or(|h| h.get(&event.ticket_id).copied().unwrap_or(false))
         })
-        .map(|(_, event)| event.clone())
+        .map(|(_, event)| Arc::clone(event))
         .collect()
 }
 
@@ -354,7 +361,7 @@ mod tests {
     use chrono::Utc;
     use doorstep_domain::{Actor, Change, Event, Status};
 
-    fn event(seq: i64, ticket: &str, path: &str) -> (String, StoredEvent) {
+    fn stored(seq: i64, ticket: &str, path: &str) -> (String, StoredEvent) {
         (
             path.to_owned(),
             StoredEvent {
@@ -372,7 +379,12 @@ mod tests {
         )
     }
 
-    fn seqs(events: &[StoredEvent]) -> Vec<i64> {
+    fn event(seq: i64, ticket: &str, path: &str) -> (String, Arc<StoredEvent>) {
+        let (path, event) = stored(seq, ticket, path);
+        (path, Arc::new(event))
+    }
+
+    fn seqs(events: &[Arc<StoredEvent>]) -> Vec<i64> {
         events.iter().map(|e| e.seq).collect()
     }
 
@@ -434,7 +446,7 @@ mod tests {
         );
         let many = |from: i64, n: i64| {
             (from..from + n)
-                .map(|seq| event(seq, "a", "|lx|"))
+                .map(|seq| stored(seq, "a", "|lx|"))
                 .collect::<Vec<_>>()
         };
         feed.push(many(11, 2));
