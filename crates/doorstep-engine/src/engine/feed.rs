@@ -4,7 +4,7 @@
 //!
 //! The reader keeps the last [`FEED_HOLDS`] events it read, as contiguous batches. A watch that starts
 //! (or resumes) behind them catches up from the store first, as a watch always did, then takes the
-//! feed's batches from where its reads ended. A watch whose client stops reading is not waited for:
+//! feed's batches from where its reads ended; one that starts within them takes the batches at once. A watch whose client stops reading is not waited for:
 //! once the feed has dropped the batch it needs next, [`Watch::fallen_behind`] says so, and the caller
 //! ends it, telling the client where to resume.
 
@@ -50,6 +50,8 @@ pub(crate) struct Feed {
 struct Ring {
     start: i64,
     head: i64,
+    /// The last seq of the batches dropped to make room (a watch before it has lost what it needs).
+    dropped: i64,
     batches: VecDeque<Arc<Batch>>,
     events: usize,
 }
@@ -72,6 +74,7 @@ impl Feed {
             ring: Mutex::new(Ring {
                 start: head,
                 head,
+                dropped: 0,
                 batches: VecDeque::new(),
                 events: 0,
             }),
@@ -99,6 +102,25 @@ impl Feed {
         Some(ring.batches.range(first..).cloned().collect())
     }
 
+    /// Whether the feed dropped a batch holding events after `position` to make room.
+    fn dropped_past(&self, position: i64) -> bool {
+        position < self.ring().dropped
+    }
+
+    /// A reader starting long after the engine opened starts at the end of the log, not at what was
+    /// its end then (a watch behind that catches up from the store).
+    fn skip_to(&self, last: i64) {
+        {
+            let mut ring = self.ring();
+            if !ring.batches.is_empty() || last <= ring.head {
+                return;
+            }
+            ring.start = last;
+            ring.head = last;
+        }
+        self.heads.send_replace(last);
+    }
+
     fn push(&self, events: Vec<(String, StoredEvent)>) {
         let Some(last) = events.last().map(|(_, e)| e.seq) else {
             return;
@@ -119,6 +141,7 @@ impl Feed {
                 if let Some(old) = ring.batches.pop_front() {
                     ring.events -= old.events.len();
                     ring.start = old.last;
+                    ring.dropped = old.last;
                 }
             }
         }
@@ -131,6 +154,10 @@ impl Feed {
 /// after the last one read. The store makes an event visible only once every lower seq is, so
 /// reading on from the last seq read never skips one.
 async fn follow(feed: Arc<Feed>, store: Arc<dyn Store>, mut committed: watch::Receiver<i64>) {
+    match store.last_seq().await {
+        Ok(last) => feed.skip_to(last),
+        Err(e) => tracing::warn!(error = %e, "watch feed: reading the last seq failed"),
+    }
     loop {
         // Marked seen before reading, so no commit can slip between the read and the wait.
         committed.borrow_and_update();
@@ -187,7 +214,8 @@ impl Engine {
             principal,
             subtree,
             position: after_seq,
-            live: false,
+            // Within what the feed holds, the store has nothing to add.
+            live: self.feed.after(after_seq).is_some(),
         }
     }
 }
@@ -245,7 +273,7 @@ impl Watch {
         }
         let mut heads = self.engine.feed.heads.subscribe();
         loop {
-            if self.engine.feed.after(self.position).is_none() {
+            if self.engine.feed.dropped_past(self.position) {
                 return;
             }
             if heads.changed().await.is_err() {
@@ -437,6 +465,25 @@ mod tests {
     }
 
     #[test]
+    fn a_reader_starting_late_skips_to_the_end_of_the_log_without_ending_a_watch() {
+        let feed = Feed::new(10);
+        feed.skip_to(40);
+        assert!(
+            feed.after(10).is_none(),
+            "a watch at 10 catches up from the store"
+        );
+        assert!(!feed.dropped_past(10), "and is not ended for it");
+        assert_eq!(feed.after(40).map(|b| b.len()), Some(0));
+        feed.push(vec![stored(41, "a", "|lx|")]);
+        feed.skip_to(50);
+        assert_eq!(
+            feed.after(40).map(|b| b.len()),
+            Some(1),
+            "only an empty feed skips"
+        );
+    }
+
+    #[test]
     fn the_feed_keeps_contiguous_batches_and_drops_the_oldest() {
         let feed = Feed::new(10);
         assert_eq!(feed.after(10).map(|b| b.len()), Some(0));
@@ -457,8 +504,11 @@ mod tests {
         let straddling = feed.after(11).unwrap();
         assert_eq!(straddling.len(), 2, "the batch holding 12 comes too");
         assert_eq!(seqs(&select(&straddling[0].events, 11, None, None)), [12]);
+        assert!(!feed.dropped_past(11));
         feed.push(many(16, FEED_HOLDS as i64));
         assert!(feed.after(12).is_none(), "dropped: a watch there is behind");
+        assert!(feed.dropped_past(12));
+        assert!(!feed.dropped_past(15));
         assert_eq!(feed.after(15).map(|b| b.len()), Some(1));
         assert_eq!(*feed.heads.borrow(), 15 + FEED_HOLDS as i64);
     }
