@@ -288,7 +288,7 @@ impl TicketService for Tickets {
         let gate = Arc::clone(&self.gate);
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
-            if let Some(status) = follow(watch, cursor, &gate, &principal, &tx, shutdown).await {
+            if let Some(status) = hand_out(watch, cursor, &gate, &principal, &tx, shutdown).await {
                 let _ = end_tx.send(status);
             }
         });
@@ -634,7 +634,7 @@ impl TicketService for Tickets {
 /// Hands a watch's events to its client until the client goes, the server shuts down, or the watch
 /// ends with the status returned: a revoked or expired token (re-checked at least every
 /// `FEED_POLL`), a store failure, or a client so slow it fell behind what the feed holds.
-async fn follow(
+async fn hand_out(
     mut watch: Watch,
     cursor: i64,
     gate: &Gate,
@@ -656,10 +656,15 @@ async fn follow(
             _ = shutdown.wait_for(|stop| *stop) => return None,
         };
         for event in &events {
-            let permit = tokio::select! {
-                permit = tx.reserve() => permit.ok()?,
-                () = watch.fallen_behind() => return Some(fallen_behind(delivered)),
-                _ = shutdown.wait_for(|stop| *stop) => return None,
+            let permit = match tx.try_reserve() {
+                Ok(permit) => permit,
+                Err(mpsc::error::TrySendError::Closed(())) => return None,
+                // The client is not keeping up: wait for it, but not past what the feed holds.
+                Err(mpsc::error::TrySendError::Full(())) => tokio::select! {
+                    permit = tx.reserve() => permit.ok()?,
+                    () = watch.fallen_behind() => return Some(fallen_behind(delivered)),
+                    _ = shutdown.wait_for(|stop| *stop) => return None,
+                },
             };
             permit.send(convert::event(event));
             delivered = event.seq;

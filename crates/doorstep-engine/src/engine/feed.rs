@@ -10,8 +10,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use doorstep_domain::{Ticket, TicketId};
@@ -37,7 +37,11 @@ pub const FEED_POLL: Duration = Duration::from_secs(1);
 /// The events the reader has read and not yet dropped, and where they start and end.
 #[derive(Debug)]
 pub(crate) struct Feed {
-    ring: Mutex<Ring>,
+    /// Read by every watch for every batch; written by the reader alone.
+    ring: RwLock<Ring>,
+    /// The last seq of the batches dropped to make room (a watch before it has lost what it needs);
+    /// outside the lock, as a watch waiting on a slow client checks it at every batch.
+    dropped: AtomicI64,
     /// The seq up to which the feed has read; a new batch changes it.
     heads: watch::Sender<i64>,
     started: AtomicBool,
@@ -50,8 +54,6 @@ pub(crate) struct Feed {
 struct Ring {
     start: i64,
     head: i64,
-    /// The last seq of the batches dropped to make room (a watch before it has lost what it needs).
-    dropped: i64,
     batches: VecDeque<Arc<Batch>>,
     events: usize,
 }
@@ -71,10 +73,10 @@ impl Feed {
     /// A feed that has read up to `head` (nothing held yet).
     pub(crate) fn new(head: i64) -> Feed {
         Feed {
-            ring: Mutex::new(Ring {
+            dropped: AtomicI64::new(0),
+            ring: RwLock::new(Ring {
                 start: head,
                 head,
-                dropped: 0,
                 batches: VecDeque::new(),
                 events: 0,
             }),
@@ -84,8 +86,12 @@ impl Feed {
         }
     }
 
-    fn ring(&self) -> std::sync::MutexGuard<'_, Ring> {
-        self.ring.lock().unwrap_or_else(|e| e.into_inner())
+    fn ring(&self) -> RwLockReadGuard<'_, Ring> {
+        self.ring.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ring_mut(&self) -> RwLockWriteGuard<'_, Ring> {
+        self.ring.write().unwrap_or_else(|e| e.into_inner())
     }
 
     fn head(&self) -> i64 {
@@ -104,14 +110,14 @@ impl Feed {
 
     /// Whether the feed dropped a batch holding events after `position` to make room.
     fn dropped_past(&self, position: i64) -> bool {
-        position < self.ring().dropped
+        position < self.dropped.load(Ordering::Acquire)
     }
 
     /// A reader starting long after the engine opened starts at the end of the log, not at what was
     /// its end then (a watch behind that catches up from the store).
     fn skip_to(&self, last: i64) {
         {
-            let mut ring = self.ring();
+            let mut ring = self.ring_mut();
             if !ring.batches.is_empty() || last <= ring.head {
                 return;
             }
@@ -128,7 +134,7 @@ impl Feed {
         let events: Vec<_> = events.into_iter().map(|(p, e)| (p, Arc::new(e))).collect();
         let holds = self.holds.load(Ordering::Relaxed);
         {
-            let mut ring = self.ring();
+            let mut ring = self.ring_mut();
             let batch = Batch {
                 last,
                 events,
@@ -141,7 +147,7 @@ impl Feed {
                 if let Some(old) = ring.batches.pop_front() {
                     ring.events -= old.events.len();
                     ring.start = old.last;
-                    ring.dropped = old.last;
+                    self.dropped.store(old.last, Ordering::Release);
                 }
             }
         }
