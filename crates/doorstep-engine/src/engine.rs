@@ -18,9 +18,11 @@ use tokio::sync::{Notify, watch};
 use crate::auth::Principal;
 use crate::error::Error;
 
+mod feed;
 mod firing;
 mod retiming;
 
+pub use feed::{CATCH_UP_BATCH, FEED_BATCH, FEED_HOLDS, FEED_POLL, Watch};
 pub use firing::{DecidedBatch, Fired};
 pub use retiming::Retimed;
 
@@ -73,6 +75,8 @@ pub struct Engine {
     last_seq: watch::Sender<i64>,
     /// Woken whenever a commit may have armed an earlier timer.
     timers_changed: Arc<Notify>,
+    /// The one reader of the committed log that every watch takes its events from.
+    feed: Arc<feed::Feed>,
 }
 
 impl Engine {
@@ -110,6 +114,7 @@ impl Engine {
             shared: RwLock::new(Arc::new(shared)),
             last_seq: watch::channel(last).0,
             timers_changed: Arc::new(Notify::new()),
+            feed: Arc::new(feed::Feed::new(last)),
         };
         engine.finish_pending_retimings().await?;
         Ok(engine)

@@ -1,16 +1,16 @@
 //! TicketService: intake, console reads, every lifecycle action, and the resumable event stream.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll, ready};
 
 use doorstep_domain::{Command, TicketId};
 use doorstep_proto::v1 as w;
 use doorstep_proto::v1::ticket_service_server::TicketService;
 use doorstep_store::TicketQuery;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::convert;
@@ -18,15 +18,13 @@ use crate::error::to_status;
 use crate::gate::Gate;
 use doorstep_engine::Rpc;
 use doorstep_engine::auth::Principal;
-use doorstep_engine::engine::{Action, Engine, ListRequest};
+use doorstep_engine::engine::{Action, Engine, ListRequest, Watch};
 use doorstep_engine::error::Error;
 
 /// The most values a list filter takes (there are nine statuses and four levels).
 const MAX_FILTER_VALUES: usize = 16;
-/// How many events a watch reads from the store at a time.
-const WATCH_BATCH: u32 = 500;
-/// A watch re-checks the store at least this often, to see commits made by other replicas.
-const WATCH_POLL: Duration = Duration::from_secs(1);
+/// How many events a watch queues for its client before it waits for the client to read.
+const WATCH_BUFFER: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct Tickets {
@@ -280,63 +278,27 @@ impl TicketService for Tickets {
                     .as_ref(),
             )
             .map_err(to_status)?;
-        // Subscribe before reading, so no commit can slip between the read and the wait.
-        let mut committed = self.engine.subscribe();
-        let mut cursor = match req.after_seq {
+        let cursor = match req.after_seq {
             0 => self.engine.last_seq().await.map_err(to_status)?,
             n => n,
         };
-        let (tx, rx) = mpsc::channel(64);
-        let engine = Arc::clone(&self.engine);
+        if let Some(reader) = self.engine.feed_reader() {
+            tokio::spawn(reader);
+        }
+        let watch = self.engine.watch(principal.clone(), subtree, cursor);
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        let (end_tx, end_rx) = oneshot::channel();
         let gate = Arc::clone(&self.gate);
-        let mut shutdown = self.shutdown.clone();
+        let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
-            loop {
-                // A revoked or expired token ends the stream (checked at least every WATCH_POLL).
-                if let Err(e) = gate.recheck(&principal).await {
-                    let _ = tx.send(Err(to_status(e))).await;
-                    return;
-                }
-                committed.borrow_and_update();
-                let batch = match engine
-                    .events_after(subtree.as_deref(), cursor, WATCH_BATCH)
-                    .await
-                {
-                    Ok(batch) => batch,
-                    Err(e) => {
-                        let _ = tx.send(Err(to_status(e))).await;
-                        return;
-                    }
-                };
-                let full = batch.len() == WATCH_BATCH as usize;
-                let last = batch.last().map(|e| e.seq);
-                let batch = match engine.visible_events(&principal, batch).await {
-                    Ok(batch) => batch,
-                    Err(e) => {
-                        let _ = tx.send(Err(to_status(e))).await;
-                        return;
-                    }
-                };
-                for event in &batch {
-                    if tx.send(Ok(convert::event(event))).await.is_err() {
-                        return;
-                    }
-                }
-                if let Some(last) = last {
-                    cursor = last;
-                }
-                if full {
-                    continue;
-                }
-                tokio::select! {
-                    _ = committed.changed() => {}
-                    _ = tokio::time::sleep(WATCH_POLL) => {}
-                    _ = tx.closed() => return,
-                    _ = shutdown.wait_for(|stop| *stop) => return,
-                }
+            if let Some(status) = hand_out(watch, cursor, &gate, &principal, &tx, shutdown).await {
+                let _ = end_tx.send(status);
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(WatchStream {
+            events: rx,
+            end: Some(end_rx),
+        })))
     }
 
     async fn dispatch_ticket(
@@ -669,5 +631,79 @@ impl TicketService for Tickets {
             })
         })
         .await
+    }
+}
+
+/// Hands a watch's events to its client until the client goes, the server shuts down, or the watch
+/// ends with the status returned: a revoked or expired token (re-checked at least every
+/// `FEED_POLL`), a store failure, or a client so slow it fell behind what the feed holds.
+async fn hand_out(
+    mut watch: Watch,
+    cursor: i64,
+    gate: &Gate,
+    principal: &Principal,
+    tx: &mpsc::Sender<w::Event>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Option<Status> {
+    let mut delivered = cursor;
+    loop {
+        if let Err(e) = gate.recheck(principal).await {
+            return Some(to_status(e));
+        }
+        let events = tokio::select! {
+            events = watch.next() => match events {
+                Ok(events) => events,
+                Err(e) => return Some(to_status(e)),
+            },
+            () = tx.closed() => return None,
+            _ = shutdown.wait_for(|stop| *stop) => return None,
+        };
+        for event in &events {
+            let permit = match tx.try_reserve() {
+                Ok(permit) => permit,
+                Err(mpsc::error::TrySendError::Closed(())) => return None,
+                // The client is not keeping up: wait for it, but not past what the feed holds.
+                Err(mpsc::error::TrySendError::Full(())) => tokio::select! {
+                    permit = tx.reserve() => permit.ok()?,
+                    () = watch.fallen_behind() => return Some(fallen_behind(delivered)),
+                    _ = shutdown.wait_for(|stop| *stop) => return None,
+                },
+            };
+            permit.send(convert::event(event));
+            delivered = event.seq;
+        }
+    }
+}
+
+/// The status that ends a watch whose client fell too far behind: UNAVAILABLE, the code gRPC clients
+/// and their retry policies treat as "call again", with the seq to resume after. The client has
+/// every event up to `delivered` (they are queued ahead of this status), so a watch resumed with
+/// `after_seq = delivered` continues without a gap or a duplicate.
+fn fallen_behind(delivered: i64) -> Status {
+    Status::unavailable(format!(
+        "this watch fell too far behind the event log (its client is not reading) and was ended; \
+         resume with after_seq={delivered}"
+    ))
+}
+
+/// A watch's events as its client reads them, then the status that ended it, if one did.
+struct WatchStream {
+    events: mpsc::Receiver<w::Event>,
+    end: Option<oneshot::Receiver<Status>>,
+}
+
+impl Stream for WatchStream {
+    type Item = Result<w::Event, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(event) = ready!(self.events.poll_recv(cx)) {
+            return Poll::Ready(Some(Ok(event)));
+        }
+        let Some(end) = self.end.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let ended = ready!(Pin::new(end).poll(cx));
+        self.end = None;
+        Poll::Ready(ended.ok().map(Err))
     }
 }

@@ -134,6 +134,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<StoredEvent>>;
+    /// Events with `seq > after_seq` in seq order, each with the node path its ticket was filed under:
+    /// the whole log, for a process's one watch feed to filter in memory.
+    async fn events_with_paths_after(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<(String, StoredEvent)>>;
     /// The highest seq written so far (0 for none).
     async fn last_seq(&self) -> Result<i64>;
 

@@ -307,6 +307,26 @@ macro_rules! store_impl {
                     .collect()
             }
 
+            async fn events_with_paths_after(
+                &self,
+                after_seq: i64,
+                limit: u32,
+            ) -> $crate::Result<Vec<(String, $crate::StoredEvent)>> {
+                use $crate::common::codec;
+                let limit = codec::page_limit(limit, codec::DEFAULT_EVENTS, codec::MAX_EVENTS);
+                let rows: Vec<(i64, String, String, String)> =
+                    sqlx::query_as($crate::common::sql::$dialect::EVENTS_WITH_PATHS_AFTER)
+                        .bind(after_seq)
+                        .bind(limit)
+                        .fetch_all(&self.$reads)
+                        .await?;
+                rows.into_iter()
+                    .map(|(seq, id, json, path)| {
+                        Ok((path, codec::event_from_json(seq, id, &json)?))
+                    })
+                    .collect()
+            }
+
             async fn last_seq(&self) -> $crate::Result<i64> {
                 let (last,): (i64,) = sqlx::query_as($crate::common::sql::LAST_SEQ)
                     .fetch_one(&self.$reads)

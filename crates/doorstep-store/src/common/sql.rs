@@ -119,6 +119,8 @@ pub(crate) mod sqlite {
         WHERE seq > $1 ORDER BY seq LIMIT $2";
     pub(crate) const EVENTS_AFTER_IN_SUBTREE: &str = "SELECT seq, ticket_id, payload FROM events \
         WHERE seq > $1 AND node_path >= $3 AND node_path < $4 ORDER BY seq LIMIT $2";
+    pub(crate) const EVENTS_WITH_PATHS_AFTER: &str = "SELECT seq, ticket_id, payload, node_path \
+        FROM events WHERE seq > $1 ORDER BY seq LIMIT $2";
 
     /// Registration order is the seq the ticket's CREATED event is about to get (one writer).
     pub(crate) const INSERT_TICKET: &str = "INSERT INTO tickets (id, reg, source, external_ref, \
@@ -177,6 +179,8 @@ pub(crate) mod postgres {
         WHERE seq > $1 ORDER BY seq LIMIT $2";
     pub(crate) const EVENTS_AFTER_IN_SUBTREE: &str = "SELECT seq, ticket_id, payload::text \
         FROM events WHERE seq > $1 AND node_path >= $3 AND node_path < $4 ORDER BY seq LIMIT $2";
+    pub(crate) const EVENTS_WITH_PATHS_AFTER: &str = "SELECT seq, ticket_id, payload::text, \
+        node_path FROM events WHERE seq > $1 ORDER BY seq LIMIT $2";
 
     pub(crate) const INSERT_TICKET: &str = "INSERT INTO tickets (id, reg, source, external_ref, \
         node, node_path, level, status, lead_unit, resolve_due_at, created_at, updated_at, version, \

@@ -15,6 +15,7 @@ doorstep_store::both_backends!(
     lists_filter_by_subtree_status_level_unit_and_deadline,
     pages_stay_stable_while_tickets_arrive,
     events_after_follows_seq_order_and_subtrees,
+    events_with_paths_after_carry_each_tickets_node_path,
     a_watcher_never_misses_an_event_under_concurrent_writers,
 );
 
@@ -399,6 +400,47 @@ async fn events_after_follows_seq_order_and_subtrees(db: TestDb) {
         vec![]
     );
     assert!(store.events_after(Some("|lx|lx/s1"), 0, 100).await.is_err());
+}
+
+async fn events_with_paths_after_carry_each_tickets_node_path(db: TestDb) {
+    let world = World::new();
+    let store = db.open().await;
+    let s = &*store;
+    let w = &*world;
+    let a = file(s, w, "a", Y1, Level::Routine, None, t0()).await;
+    let c = file(s, w, "c", C1, Level::Difficult, None, t0()).await;
+    let _ = run(s, w, &a, urge("one"), t0()).await;
+    let everything = store.events_after(None, 0, 100).await.unwrap();
+    let placed = store.events_with_paths_after(0, 100).await.unwrap();
+    assert_eq!(
+        placed.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(),
+        everything,
+        "the same events, in seq order"
+    );
+    for (path, event) in &placed {
+        let filed = if event.ticket_id == c.id { C1 } else { Y1 };
+        assert_eq!(path, &world.path(filed), "{event:?}");
+    }
+    let middle = everything[1].seq;
+    let after: Vec<i64> = store
+        .events_with_paths_after(middle, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, e)| e.seq)
+        .collect();
+    assert_eq!(
+        after,
+        everything[2..].iter().map(|e| e.seq).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        store
+            .events_with_paths_after(middle, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 async fn a_watcher_never_misses_an_event_under_concurrent_writers(db: TestDb) {
