@@ -20,6 +20,7 @@ mod audit;
 mod report;
 mod retime;
 mod serve;
+mod setup;
 mod token;
 
 use std::process::ExitCode;
@@ -70,6 +71,12 @@ enum Command {
     /// The official working-day calendar and the deadlines it gives.
     #[command(subcommand)]
     Calendar(CalendarCommand),
+    /// The district in the database: import a district file (first boot without `--demo`).
+    #[command(subcommand)]
+    District(setup::DistrictCommand),
+    /// Policy versions in the database: store a policy file as the newest.
+    #[command(subcommand)]
+    Policy(setup::PolicyCommand),
     /// API tokens: create (printed once), list, revoke.
     Token(token::TokenArgs),
     /// Reads of callers' unmasked names and phones, oldest first.
@@ -163,6 +170,8 @@ fn run(cli: Cli) -> Result<()> {
             })
         }
         Command::Token(args) => runtime()?.block_on(token::run(args)),
+        Command::District(command) => runtime()?.block_on(setup::district(command)),
+        Command::Policy(command) => runtime()?.block_on(setup::policy(command)),
         Command::Audit(args) => runtime()?.block_on(audit::run(args)),
         Command::Report(command) => runtime()?.block_on(report::run(command)),
         Command::Calendar(CalendarCommand::IsWorkingDay { date, calendar }) => {
