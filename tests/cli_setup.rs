@@ -111,3 +111,48 @@ fn a_policy_is_stored_once_as_the_newest_version() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_calendar_year_is_stored_once_and_a_bad_file_writes_nothing() {
+    let dir = scratch("calendar");
+    let db = format!("sqlite://{}", dir.join("c.db").display());
+    let year = dir.join("2027.toml");
+    std::fs::write(
+        &year,
+        "[[notice]]\nyear = 2027\nsource = \"国务院办公厅关于2027年部分节假日安排的通知\"\n\n\
+         [[day]]\ndate = \"2027-01-01\"\noff = true\nname = \"元旦\"\nnotice = 2027\n",
+    )
+    .unwrap();
+    let file = year.to_str().unwrap();
+
+    let stored = doorstep(&["calendar", "put", file, "--database-url", &db]);
+    assert!(stored.status.success(), "{}", text(&stored.stderr));
+    let line = text(&stored.stdout);
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(line.contains("2027 replaced (1 days;"), "{line}");
+    let again = doorstep(&["calendar", "put", file, "--database-url", &db]);
+    assert!(
+        text(&again.stdout).contains("2027 already as in the file"),
+        "{}",
+        text(&again.stdout)
+    );
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[[notice]]\nyear = \"soon\"\n").unwrap();
+    let fresh = format!("sqlite://{}", dir.join("fresh.db").display());
+    let refused = doorstep(&[
+        "calendar",
+        "put",
+        bad.to_str().unwrap(),
+        "--database-url",
+        &fresh,
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("line 2"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert!(!dir.join("fresh.db").exists(), "nothing written");
+    let _ = std::fs::remove_dir_all(&dir);
+}

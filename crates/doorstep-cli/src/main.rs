@@ -36,7 +36,7 @@ use doorstep_engine::Engine;
 use doorstep_store::Store;
 
 /// The database the commands use when given none: the one `serve` creates by default.
-const DEFAULT_DATABASE_URL: &str = "sqlite://doorstep.db";
+pub(crate) const DEFAULT_DATABASE_URL: &str = "sqlite://doorstep.db";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,18 +55,18 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Runs the SLA scheduler alone (several may run on one PostgreSQL).
     Sla {
-        /// sqlite://PATH or postgres://...
+        /// sqlite://PATH or postgres://... [default: sqlite://doorstep.db].
         #[arg(long, env = "DOORSTEP_DATABASE_URL", hide_env_values = true)]
-        database_url: String,
+        database_url: Option<String>,
     },
     /// Re-times open tickets under a newer policy, on purpose (a policy change otherwise applies to
     /// new tickets only).
     Retime(retime::RetimeArgs),
     /// Applies the database migrations and reports what it did.
     Migrate {
-        /// sqlite://PATH or postgres://...
+        /// sqlite://PATH or postgres://... [default: sqlite://doorstep.db].
         #[arg(long, env = "DOORSTEP_DATABASE_URL", hide_env_values = true)]
-        database_url: String,
+        database_url: Option<String>,
     },
     /// The official working-day calendar and the deadlines it gives.
     #[command(subcommand)]
@@ -88,6 +88,10 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum CalendarCommand {
+    /// Stores the years a calendar data file declares in the database (each replaces what that year
+    /// held), and re-times the open deadlines the change moves. A year already as in the file is left
+    /// alone.
+    Put(setup::FileArgs),
     /// Prints `working` or `off`, then the holiday's name where the date has one.
     IsWorkingDay {
         /// A local date, YYYY-MM-DD.
@@ -155,7 +159,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Sla { database_url } => {
             init_logging();
-            runtime()?.block_on(serve::run_sla(&database_url))
+            let url = database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL);
+            runtime()?.block_on(serve::run_sla(url))
         }
         Command::Retime(args) => {
             init_logging();
@@ -164,7 +169,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Migrate { database_url } => {
             init_logging();
             runtime()?.block_on(async {
-                let report = doorstep_store::migrate(&database_url).await?;
+                let url = database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL);
+                let report = doorstep_store::migrate(url).await?;
                 println!("{report}");
                 Ok(())
             })
@@ -174,6 +180,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Policy(command) => runtime()?.block_on(setup::policy(command)),
         Command::Audit(args) => runtime()?.block_on(audit::run(args)),
         Command::Report(command) => runtime()?.block_on(report::run(command)),
+        Command::Calendar(CalendarCommand::Put(args)) => {
+            init_logging();
+            runtime()?.block_on(setup::calendar(args))
+        }
         Command::Calendar(CalendarCommand::IsWorkingDay { date, calendar }) => {
             let calendar = load_calendar(calendar.as_deref())?;
             let date = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").map_err(|_| {

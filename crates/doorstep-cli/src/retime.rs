@@ -13,9 +13,9 @@ pub(crate) struct RetimeArgs {
     /// Only the open tickets of this node's subtree (default: the whole district).
     #[arg(long)]
     node: Option<String>,
-    /// sqlite://PATH or postgres://...
+    /// sqlite://PATH or postgres://... [default: sqlite://doorstep.db].
     #[arg(long, env = "DOORSTEP_DATABASE_URL", hide_env_values = true)]
-    database_url: String,
+    database_url: Option<String>,
 }
 
 pub(crate) async fn run(args: RetimeArgs) -> Result<()> {
@@ -31,7 +31,11 @@ pub(crate) async fn run(args: RetimeArgs) -> Result<()> {
         .map(NodeCode::parse)
         .transpose()
         .context("--node")?;
-    let engine = crate::open_engine(&args.database_url).await?;
+    let url = args
+        .database_url
+        .as_deref()
+        .unwrap_or(crate::DEFAULT_DATABASE_URL);
+    let engine = crate::open_engine(url).await?;
     let done = engine
         .retime_to_policy(args.policy_version, node.as_ref())
         .await?;

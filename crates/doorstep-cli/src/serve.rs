@@ -170,6 +170,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
             "demo district loaded"
         );
     }
+    if engine.district().jurisdiction.nodes().next().is_none() {
+        tracing::warn!(
+            "the district is empty: no ticket can be filed until one is loaded \
+             (doorstep district import FILE, or serve --demo for the example district)"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;

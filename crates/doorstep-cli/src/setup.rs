@@ -1,5 +1,5 @@
-//! Setting up a district's database from files, without `serve --demo`: `doorstep district import`
-//! and `doorstep policy put`. Each prints one line saying what changed, changes nothing for a file
+//! Setting up a district's database from files, without `serve --demo`: `doorstep district import`,
+//! `doorstep policy put` and `doorstep calendar put`. Each prints one line saying what changed, changes nothing for a file
 //! already in place, and refuses a bad file (naming the field and line) before anything is written.
 
 use std::path::PathBuf;
@@ -92,5 +92,40 @@ pub(crate) async fn policy(command: PolicyCommand) -> Result<()> {
         stored.version,
         args.file.display()
     );
+    Ok(())
+}
+
+pub(crate) async fn calendar(args: FileArgs) -> Result<()> {
+    let toml = args.read()?;
+    let file = doorstep_domain::calendar::Calendar::from_toml_str(&toml)
+        .with_context(|| format!("{} is not a valid calendar file", args.file.display()))?;
+    let engine = open_engine(args.database_url()).await?;
+    let mut said = Vec::new();
+    for notice in file.notices() {
+        let days = file.days_of_notice(notice.year);
+        let stored = engine.calendar();
+        let same = stored
+            .notices()
+            .any(|n| n.year == notice.year && n.source == notice.source)
+            && stored.days_of_notice(notice.year) == days;
+        if same {
+            said.push(format!("{} already as in the file", notice.year));
+            continue;
+        }
+        let count = days.len();
+        let retimed = engine
+            .put_calendar_notice(notice.clone(), days)
+            .await
+            .with_context(|| format!("storing calendar year {}", notice.year))?;
+        said.push(format!(
+            "{} replaced ({count} days; {} open tickets re-timed)",
+            notice.year, retimed.retimed
+        ));
+    }
+    if said.is_empty() {
+        println!("{} declares no year; nothing stored", args.file.display());
+    } else {
+        println!("calendar from {}: {}", args.file.display(), said.join("; "));
+    }
     Ok(())
 }
