@@ -49,7 +49,7 @@ pub use options::{ConnectOptions, SqliteSync, connect, migrate, redact};
 pub use report::{ReportCounts, ReportGroup, ReportQuery};
 
 /// What can go wrong in a store, by kind.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("{0} not found")]
     NotFound(String),

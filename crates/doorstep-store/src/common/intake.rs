@@ -64,36 +64,12 @@ where
                 }
             }
             Err(e) => {
-                // A lone request hears its own error; a batch that failed whole (its transaction
-                // did not commit) fails every ticket in it the same way.
-                let mut replies = replies.drain(..);
-                if let Some(first) = replies.next() {
-                    for reply in replies {
-                        let _ = reply.send(Err(copy(&e)));
-                    }
-                    let _ = first.send(Err(e));
+                // A batch that failed whole (its transaction did not commit) fails every ticket
+                // in it the same way.
+                for reply in replies.drain(..) {
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
-    }
-}
-
-/// The same error again, for every ticket of a batch that failed whole.
-fn copy(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::NotFound(what) => StoreError::NotFound(what.clone()),
-        StoreError::Conflict {
-            id,
-            expected,
-            actual,
-        } => StoreError::Conflict {
-            id: id.clone(),
-            expected: *expected,
-            actual: *actual,
-        },
-        StoreError::AlreadyExists(what) => StoreError::AlreadyExists(what.clone()),
-        StoreError::Config(what) => StoreError::Config(what.clone()),
-        StoreError::TooNew(version) => StoreError::TooNew(*version),
-        StoreError::Database(what) => StoreError::Database(what.clone()),
     }
 }
