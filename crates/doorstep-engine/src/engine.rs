@@ -18,22 +18,16 @@ use tokio::sync::{Notify, watch};
 use crate::auth::Principal;
 use crate::error::Error;
 
+mod config;
 mod feed;
 mod firing;
 mod retiming;
 
+use config::Shared;
+pub use config::{CONFIG_POLL, Reloaded};
 pub use feed::{CATCH_UP_BATCH, FEED_BATCH, FEED_HOLDS, FEED_POLL, Watch};
 pub use firing::{DecidedBatch, Fired};
 pub use retiming::Retimed;
-
-/// What the engine holds in memory, replaced whole when an admin call changes it.
-#[derive(Debug)]
-struct Shared {
-    district: Arc<District>,
-    calendar: Arc<Calendar>,
-    current_policy: i64,
-    policies: BTreeMap<i64, Arc<Policy>>,
-}
 
 /// An action on a ticket as the API asks for it. Everything the domain needs beyond the caller's words
 /// (owner units up the tree, the district's case owner, the catalogue's lead unit) the engine adds.
@@ -71,6 +65,8 @@ pub struct Engine {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     shared: RwLock<Arc<Shared>>,
+    /// Held while the configuration is reloaded, so reloads take turns.
+    reloading: tokio::sync::Mutex<()>,
     /// The highest event seq committed by this process: watch streams wait on it.
     last_seq: watch::Sender<i64>,
     /// Woken whenever a commit may have armed an earlier timer.
@@ -83,35 +79,24 @@ impl Engine {
     /// Loads the district, calendar and policy from the store, seeding what a new database lacks: the
     /// built-in official calendar years it does not have yet, and the built-in policy as version 1.
     pub async fn open(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Engine, Error> {
-        let mut calendar = store.load_calendar().await?;
+        let calendar = store.load_calendar().await?;
         let official = Calendar::official();
         for notice in official.notices() {
             if !calendar.covers(notice.year) {
                 let days = official.days_of_notice(notice.year);
                 store.put_calendar_notice(notice, &days).await?;
-                calendar.put_notice(notice.clone(), days).map_err(|e| {
-                    Error::Internal(format!("seeding calendar {}: {e}", notice.year))
-                })?;
             }
         }
-        let policy = match store.policy(0).await? {
-            Some(policy) => policy,
-            None => store.put_policy(DEFAULT_POLICY_TOML, clock.now()).await?,
-        };
-        let parsed = Policy::from_toml(&policy.toml)
-            .map_err(|e| Error::Internal(format!("stored policy {}: {e}", policy.version)))?;
-        let district = store.load_district().await?;
+        if store.policy(0).await?.is_none() {
+            store.put_policy(DEFAULT_POLICY_TOML, clock.now()).await?;
+        }
+        let shared = Shared::load(store.as_ref(), &BTreeMap::new()).await?;
         let last = store.last_seq().await?;
-        let shared = Shared {
-            district: Arc::new(district),
-            calendar: Arc::new(calendar),
-            current_policy: policy.version,
-            policies: BTreeMap::from([(policy.version, Arc::new(parsed))]),
-        };
         let engine = Engine {
             store,
             clock,
             shared: RwLock::new(Arc::new(shared)),
+            reloading: tokio::sync::Mutex::new(()),
             last_seq: watch::channel(last).0,
             timers_changed: Arc::new(Notify::new()),
             feed: Arc::new(feed::Feed::new(last)),
@@ -196,16 +181,7 @@ impl Engine {
                 .map_err(|e| Error::Internal(format!("stored policy {version}: {e}")))?,
         );
         let cached = Arc::clone(&policy);
-        self.replace(|s| {
-            let mut policies = s.policies.clone();
-            policies.insert(version, cached);
-            Shared {
-                district: Arc::clone(&s.district),
-                calendar: Arc::clone(&s.calendar),
-                current_policy: s.current_policy,
-                policies,
-            }
-        });
+        self.replace(|s| s.with_policy(version, cached));
         Ok(policy)
     }
 
@@ -527,13 +503,7 @@ impl Engine {
         let district =
             District::from_toml(toml).map_err(|e| Error::invalid("toml", e.to_string()))?;
         let counts = self.store.import_district(&district).await?;
-        let district = Arc::new(self.store.load_district().await?);
-        self.replace(|s| Shared {
-            district,
-            calendar: Arc::clone(&s.calendar),
-            current_policy: s.current_policy,
-            policies: s.policies.clone(),
-        });
+        self.reload_after_change().await;
         Ok(counts)
     }
 
@@ -544,19 +514,18 @@ impl Engine {
         notice: Notice,
         days: Vec<SpecialDay>,
     ) -> Result<Retimed, Error> {
-        let mut calendar = (*self.calendar()).clone();
+        let previous = self.calendar();
+        let mut calendar = (*previous).clone();
         calendar
             .put_notice(notice.clone(), days.clone())
             .map_err(|e| Error::invalid("days", e.to_string()))?;
         self.store.put_calendar_notice(&notice, &days).await?;
-        let previous = self.calendar();
-        let calendar = Arc::new(calendar);
-        self.replace(|s| Shared {
-            district: Arc::clone(&s.district),
-            calendar: Arc::clone(&calendar),
-            current_policy: s.current_policy,
-            policies: s.policies.clone(),
-        });
+        self.reload_after_change().await;
+        // The calendar as the store holds it now (other years may have changed through another
+        // process meanwhile), with the year as this process knew it before for the comparison.
+        let calendar = self.calendar();
+        let previous = retiming::with_year_as(&calendar, notice.year, &previous)
+            .map_err(|e| Error::Internal(format!("calendar {} before its change: {e}", notice.year)))?;
         tracing::info!(
             year = notice.year,
             days = days.len(),
@@ -573,22 +542,21 @@ impl Engine {
         Ok(retimed)
     }
 
+    /// After this process changed the configuration: in use here at once. If the reload fails the
+    /// change is stored all the same, and the follower loads it at its next look.
+    async fn reload_after_change(&self) {
+        if let Err(e) = self.reload_config().await {
+            tracing::warn!(error = %e, "cannot reload the configuration just changed; retrying within a second");
+        }
+    }
+
     /// Stores a new policy version; new tickets are judged under it, open ones keep theirs.
     pub async fn put_policy(&self, toml: &str) -> Result<PolicyVersion, Error> {
         let policy = Policy::from_toml(toml).map_err(|e| Error::invalid("toml", e.to_string()))?;
         let stored = self.store.put_policy(toml, self.clock.now()).await?;
         let version = stored.version;
-        let policy = Arc::new(policy);
-        self.replace(|s| {
-            let mut policies = s.policies.clone();
-            policies.insert(version, policy);
-            Shared {
-                district: Arc::clone(&s.district),
-                calendar: Arc::clone(&s.calendar),
-                current_policy: version,
-                policies,
-            }
-        });
+        self.replace(|s| s.with_policy(version, Arc::new(policy)));
+        self.reload_after_change().await;
         tracing::info!(version, "policy version stored");
         Ok(stored)
     }
