@@ -524,8 +524,9 @@ impl Engine {
         // The calendar as the store holds it now (other years may have changed through another
         // process meanwhile), with the year as this process knew it before for the comparison.
         let calendar = self.calendar();
-        let previous = retiming::with_year_as(&calendar, notice.year, &previous)
-            .map_err(|e| Error::Internal(format!("calendar {} before its change: {e}", notice.year)))?;
+        let previous = retiming::with_year_as(&calendar, notice.year, &previous).map_err(|e| {
+            Error::Internal(format!("calendar {} before its change: {e}", notice.year))
+        })?;
         tracing::info!(
             year = notice.year,
             days = days.len(),

@@ -46,10 +46,10 @@ impl Shared {
             .await?
             .ok_or_else(|| Error::Internal("the database holds no policy".into()))?;
         let mut policies = cached.clone();
-        if !policies.contains_key(&stored.version) {
+        if let std::collections::btree_map::Entry::Vacant(entry) = policies.entry(stored.version) {
             let parsed = Policy::from_toml(&stored.toml)
                 .map_err(|e| Error::Internal(format!("stored policy {}: {e}", stored.version)))?;
-            policies.insert(stored.version, Arc::new(parsed));
+            entry.insert(Arc::new(parsed));
         }
         Ok(Shared {
             version,
