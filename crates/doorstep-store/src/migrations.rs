@@ -215,8 +215,8 @@ mod tests {
                 .is_ok()
         );
         assert!(matches!(
-            Backend::Postgres.check_not_newer(&BTreeSet::from([1, 7])),
-            Err(StoreError::TooNew(7))
+            Backend::Postgres.check_not_newer(&BTreeSet::from([1, 8])),
+            Err(StoreError::TooNew(8))
         ));
         assert_eq!(Backend::Sqlite.migrator().iter().count(), SQLITE.len());
     }
