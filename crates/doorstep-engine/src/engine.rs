@@ -25,6 +25,11 @@ mod retiming;
 
 use config::Shared;
 pub use config::{CONFIG_POLL, Reloaded};
+
+/// How long after a calendar change its deadlines are moved a second time: every process has
+/// loaded the change by then (it checks every [`CONFIG_POLL`]), so no clock is armed under the old
+/// calendar afterwards.
+pub const RETIME_SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
 pub use feed::{CATCH_UP_BATCH, FEED_BATCH, FEED_HOLDS, FEED_POLL, Watch};
 pub use firing::{DecidedBatch, Fired};
 pub use retiming::Retimed;
@@ -509,38 +514,50 @@ impl Engine {
 
     /// Replaces one year's official calendar data, and moves the running deadlines the change affects
     /// (found through the timer index; see [`Engine::retime`]).
+    ///
+    /// Other processes use the new calendar within [`CONFIG_POLL`] and a reload; until then they may
+    /// still arm a clock under the old one. So the deadlines are moved twice: at once, and again
+    /// [`RETIME_SETTLE`] later, when every process has the change; the second pass moves only what the
+    /// first could not see, and the change stays recorded as pending (finished by the next start after
+    /// a crash) until both are done.
     pub async fn put_calendar_notice(
         &self,
         notice: Notice,
         days: Vec<SpecialDay>,
     ) -> Result<Retimed, Error> {
-        let previous = self.calendar();
-        let mut calendar = (*previous).clone();
+        let year = notice.year;
+        let before = self.calendar();
+        let mut calendar = (*before).clone();
         calendar
             .put_notice(notice.clone(), days.clone())
             .map_err(|e| Error::invalid("days", e.to_string()))?;
         self.store.put_calendar_notice(&notice, &days).await?;
         self.reload_after_change().await;
-        // The calendar as the store holds it now (other years may have changed through another
-        // process meanwhile), with the year as this process knew it before for the comparison.
-        let calendar = self.calendar();
-        let previous = retiming::with_year_as(&calendar, notice.year, &previous).map_err(|e| {
-            Error::Internal(format!("calendar {} before its change: {e}", notice.year))
-        })?;
+        tracing::info!(year, days = days.len(), "calendar year replaced");
+        let mut retimed = self.retime_calendar_year(year, &before).await?;
+        tokio::time::sleep(RETIME_SETTLE).await;
+        let late = self.retime_calendar_year(year, &before).await?;
+        // The second pass reads the same tickets again, and any armed since.
+        retimed.examined = retimed.examined.max(late.examined);
+        retimed.retimed += late.retimed;
+        self.store.retiming_done(year).await?;
         tracing::info!(
-            year = notice.year,
-            days = days.len(),
-            "calendar year replaced"
-        );
-        let retimed = self.retime(&previous, &calendar, notice.year).await?;
-        self.store.retiming_done(notice.year).await?;
-        tracing::info!(
-            year = notice.year,
+            year,
             examined = retimed.examined,
             retimed = retimed.retimed,
+            late = late.retimed,
             "open deadlines re-timed for the calendar change"
         );
         Ok(retimed)
+    }
+
+    /// Re-times for a change of `year` from what `before` declared for it to the calendar in use now
+    /// (other years as they are now: another process may have changed one meanwhile).
+    async fn retime_calendar_year(&self, year: i32, before: &Calendar) -> Result<Retimed, Error> {
+        let calendar = self.calendar();
+        let previous = retiming::with_year_as(&calendar, year, before)
+            .map_err(|e| Error::Internal(format!("calendar {year} before its change: {e}")))?;
+        self.retime(&previous, &calendar, year).await
     }
 
     /// After this process changed the configuration: in use here at once. If the reload fails the

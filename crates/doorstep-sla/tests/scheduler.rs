@@ -115,7 +115,71 @@ doorstep_store::both_backends!(
     an_idle_scheduler_folds_the_log_into_the_reporting_rows,
     a_change_made_through_one_process_is_used_by_another,
     a_pending_retiming_finished_by_two_processes_at_once_retimes_each_ticket_once,
+    a_clock_armed_under_the_old_calendar_by_another_process_is_moved_too,
 );
+
+async fn a_clock_armed_under_the_old_calendar_by_another_process_is_moved_too(db: TestDatabase) {
+    use doorstep_domain::calendar::{Notice, SpecialDay};
+    let w = World::new(db, at("2026-12-30T10:00:00+08:00")).await;
+    // Another process that has not loaded the change yet (no follower runs here).
+    let other = second_process(&w).await;
+    let day = |date: &str| SpecialDay {
+        date: date.parse().unwrap(),
+        off: true,
+        name: "元旦".into(),
+        notice: 2027,
+    };
+    let engine = Arc::clone(&w.engine);
+    let change = tokio::spawn(async move {
+        engine
+            .put_calendar_notice(
+                Notice {
+                    year: 2027,
+                    source: "国务院办公厅关于2027年部分节假日安排的通知（测试）".into(),
+                },
+                vec![day("2027-01-01"), day("2027-01-04")],
+            )
+            .await
+            .unwrap()
+    });
+    // Filed through the other process after the first pass, under its old calendar.
+    tokio::time::sleep(doorstep_engine::engine::RETIME_SETTLE / 3).await;
+    assert!(
+        !change.is_finished(),
+        "the change waits for the second pass"
+    );
+    let (late, _) = other
+        .create_ticket(
+            &w.principal,
+            Intake {
+                source: Channel::Hotline12345,
+                external_ref: "SD-LATE".into(),
+                caller: Caller::default(),
+                category: Category::parse("lighting.stairwell").unwrap(),
+                content: "楼道灯不亮".into(),
+                address: String::new(),
+                node: NodeCode::parse(YARD).unwrap(),
+                occurred_at: None,
+                attachment_urls: vec![],
+            },
+            Some(Level::Difficult),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        late.resolve.as_ref().unwrap().due_at,
+        at("2027-01-05T00:00:00+08:00"),
+        "reckoned under the old calendar"
+    );
+    change.await.unwrap();
+    let t = w.engine.get_ticket(&w.principal, &late.id).await.unwrap();
+    assert_eq!(
+        t.resolve.as_ref().unwrap().due_at,
+        at("2027-01-07T00:00:00+08:00")
+    );
+    assert_eq!(w.kinds(&late.id).await.last(), Some(&"RETIMED"));
+    assert!(w.db.store.pending_retimings().await.unwrap().is_empty());
+}
 
 /// Another process on the same database: its own store connections, its own engine.
 async fn second_process(w: &World) -> Arc<Engine> {
