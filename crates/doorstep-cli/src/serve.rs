@@ -200,6 +200,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     )
     .await
     .context("cannot start the server")?;
+    // Changes made through other replicas, schedulers or CLI commands reach this process.
+    tokio::spawn(engine.config_follower(running.shutdown_signal()));
     let scheduler = settings.sla.then(|| {
         let scheduler = doorstep_sla::Scheduler::new(
             Arc::clone(&engine),
@@ -222,6 +224,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
 pub(crate) async fn run_sla(database_url: &str) -> Result<()> {
     let engine = crate::open_engine(database_url).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(engine.config_follower(stopped.clone()));
     let scheduler = doorstep_sla::Scheduler::new(engine, doorstep_sla::SchedulerConfig::default());
     let task = tokio::spawn(async move { scheduler.run(stopped).await });
     shutdown_signal().await;

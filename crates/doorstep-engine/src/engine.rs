@@ -18,22 +18,21 @@ use tokio::sync::{Notify, watch};
 use crate::auth::Principal;
 use crate::error::Error;
 
+mod config;
 mod feed;
 mod firing;
 mod retiming;
 
+use config::Shared;
+pub use config::{CONFIG_POLL, Reloaded};
+
+/// How long after a calendar change its deadlines are moved a second time: every process has
+/// loaded the change by then (it checks every [`CONFIG_POLL`]), so no clock is armed under the old
+/// calendar afterwards.
+pub const RETIME_SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
 pub use feed::{CATCH_UP_BATCH, FEED_BATCH, FEED_HOLDS, FEED_POLL, Watch};
 pub use firing::{DecidedBatch, Fired};
 pub use retiming::Retimed;
-
-/// What the engine holds in memory, replaced whole when an admin call changes it.
-#[derive(Debug)]
-struct Shared {
-    district: Arc<District>,
-    calendar: Arc<Calendar>,
-    current_policy: i64,
-    policies: BTreeMap<i64, Arc<Policy>>,
-}
 
 /// An action on a ticket as the API asks for it. Everything the domain needs beyond the caller's words
 /// (owner units up the tree, the district's case owner, the catalogue's lead unit) the engine adds.
@@ -71,6 +70,8 @@ pub struct Engine {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     shared: RwLock<Arc<Shared>>,
+    /// Held while the configuration is reloaded, so reloads take turns.
+    reloading: tokio::sync::Mutex<()>,
     /// The highest event seq committed by this process: watch streams wait on it.
     last_seq: watch::Sender<i64>,
     /// Woken whenever a commit may have armed an earlier timer.
@@ -83,35 +84,24 @@ impl Engine {
     /// Loads the district, calendar and policy from the store, seeding what a new database lacks: the
     /// built-in official calendar years it does not have yet, and the built-in policy as version 1.
     pub async fn open(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Engine, Error> {
-        let mut calendar = store.load_calendar().await?;
+        let calendar = store.load_calendar().await?;
         let official = Calendar::official();
         for notice in official.notices() {
             if !calendar.covers(notice.year) {
                 let days = official.days_of_notice(notice.year);
                 store.put_calendar_notice(notice, &days).await?;
-                calendar.put_notice(notice.clone(), days).map_err(|e| {
-                    Error::Internal(format!("seeding calendar {}: {e}", notice.year))
-                })?;
             }
         }
-        let policy = match store.policy(0).await? {
-            Some(policy) => policy,
-            None => store.put_policy(DEFAULT_POLICY_TOML, clock.now()).await?,
-        };
-        let parsed = Policy::from_toml(&policy.toml)
-            .map_err(|e| Error::Internal(format!("stored policy {}: {e}", policy.version)))?;
-        let district = store.load_district().await?;
+        if store.policy(0).await?.is_none() {
+            store.put_policy(DEFAULT_POLICY_TOML, clock.now()).await?;
+        }
+        let shared = Shared::load(store.as_ref(), &BTreeMap::new()).await?;
         let last = store.last_seq().await?;
-        let shared = Shared {
-            district: Arc::new(district),
-            calendar: Arc::new(calendar),
-            current_policy: policy.version,
-            policies: BTreeMap::from([(policy.version, Arc::new(parsed))]),
-        };
         let engine = Engine {
             store,
             clock,
             shared: RwLock::new(Arc::new(shared)),
+            reloading: tokio::sync::Mutex::new(()),
             last_seq: watch::channel(last).0,
             timers_changed: Arc::new(Notify::new()),
             feed: Arc::new(feed::Feed::new(last)),
@@ -196,16 +186,7 @@ impl Engine {
                 .map_err(|e| Error::Internal(format!("stored policy {version}: {e}")))?,
         );
         let cached = Arc::clone(&policy);
-        self.replace(|s| {
-            let mut policies = s.policies.clone();
-            policies.insert(version, cached);
-            Shared {
-                district: Arc::clone(&s.district),
-                calendar: Arc::clone(&s.calendar),
-                current_policy: s.current_policy,
-                policies,
-            }
-        });
+        self.replace(|s| s.with_policy(version, cached));
         Ok(policy)
     }
 
@@ -527,50 +508,64 @@ impl Engine {
         let district =
             District::from_toml(toml).map_err(|e| Error::invalid("toml", e.to_string()))?;
         let counts = self.store.import_district(&district).await?;
-        let district = Arc::new(self.store.load_district().await?);
-        self.replace(|s| Shared {
-            district,
-            calendar: Arc::clone(&s.calendar),
-            current_policy: s.current_policy,
-            policies: s.policies.clone(),
-        });
+        self.reload_after_change().await;
         Ok(counts)
     }
 
     /// Replaces one year's official calendar data, and moves the running deadlines the change affects
     /// (found through the timer index; see [`Engine::retime`]).
+    ///
+    /// Other processes use the new calendar within [`CONFIG_POLL`] and a reload; until then they may
+    /// still arm a clock under the old one. So the deadlines are moved twice: at once, and again
+    /// [`RETIME_SETTLE`] later, when every process has the change; the second pass moves only what the
+    /// first could not see, and the change stays recorded as pending (finished by the next start after
+    /// a crash) until both are done.
     pub async fn put_calendar_notice(
         &self,
         notice: Notice,
         days: Vec<SpecialDay>,
     ) -> Result<Retimed, Error> {
-        let mut calendar = (*self.calendar()).clone();
+        let year = notice.year;
+        let before = self.calendar();
+        let mut calendar = (*before).clone();
         calendar
             .put_notice(notice.clone(), days.clone())
             .map_err(|e| Error::invalid("days", e.to_string()))?;
         self.store.put_calendar_notice(&notice, &days).await?;
-        let previous = self.calendar();
-        let calendar = Arc::new(calendar);
-        self.replace(|s| Shared {
-            district: Arc::clone(&s.district),
-            calendar: Arc::clone(&calendar),
-            current_policy: s.current_policy,
-            policies: s.policies.clone(),
-        });
+        self.reload_after_change().await;
+        tracing::info!(year, days = days.len(), "calendar year replaced");
+        let mut retimed = self.retime_calendar_year(year, &before).await?;
+        tokio::time::sleep(RETIME_SETTLE).await;
+        let late = self.retime_calendar_year(year, &before).await?;
+        // The second pass reads the same tickets again, and any armed since.
+        retimed.examined = retimed.examined.max(late.examined);
+        retimed.retimed += late.retimed;
+        self.store.retiming_done(year).await?;
         tracing::info!(
-            year = notice.year,
-            days = days.len(),
-            "calendar year replaced"
-        );
-        let retimed = self.retime(&previous, &calendar, notice.year).await?;
-        self.store.retiming_done(notice.year).await?;
-        tracing::info!(
-            year = notice.year,
+            year,
             examined = retimed.examined,
             retimed = retimed.retimed,
+            late = late.retimed,
             "open deadlines re-timed for the calendar change"
         );
         Ok(retimed)
+    }
+
+    /// Re-times for a change of `year` from what `before` declared for it to the calendar in use now
+    /// (other years as they are now: another process may have changed one meanwhile).
+    async fn retime_calendar_year(&self, year: i32, before: &Calendar) -> Result<Retimed, Error> {
+        let calendar = self.calendar();
+        let previous = retiming::with_year_as(&calendar, year, before)
+            .map_err(|e| Error::Internal(format!("calendar {year} before its change: {e}")))?;
+        self.retime(&previous, &calendar, year).await
+    }
+
+    /// After this process changed the configuration: in use here at once. If the reload fails the
+    /// change is stored all the same, and the follower loads it at its next look.
+    async fn reload_after_change(&self) {
+        if let Err(e) = self.reload_config().await {
+            tracing::warn!(error = %e, "cannot reload the configuration just changed; retrying within a second");
+        }
     }
 
     /// Stores a new policy version; new tickets are judged under it, open ones keep theirs.
@@ -578,17 +573,8 @@ impl Engine {
         let policy = Policy::from_toml(toml).map_err(|e| Error::invalid("toml", e.to_string()))?;
         let stored = self.store.put_policy(toml, self.clock.now()).await?;
         let version = stored.version;
-        let policy = Arc::new(policy);
-        self.replace(|s| {
-            let mut policies = s.policies.clone();
-            policies.insert(version, policy);
-            Shared {
-                district: Arc::clone(&s.district),
-                calendar: Arc::clone(&s.calendar),
-                current_policy: version,
-                policies,
-            }
-        });
+        self.replace(|s| s.with_policy(version, Arc::new(policy)));
+        self.reload_after_change().await;
         tracing::info!(version, "policy version stored");
         Ok(stored)
     }

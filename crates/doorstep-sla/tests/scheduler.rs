@@ -113,7 +113,258 @@ doorstep_store::both_backends!(
     a_calendar_change_cut_short_by_a_crash_is_retimed_on_the_next_start,
     open_tickets_are_retimed_under_a_new_policy_only_on_purpose,
     an_idle_scheduler_folds_the_log_into_the_reporting_rows,
+    a_change_made_through_one_process_is_used_by_another,
+    a_pending_retiming_finished_by_two_processes_at_once_retimes_each_ticket_once,
+    a_clock_armed_under_the_old_calendar_by_another_process_is_moved_too,
 );
+
+async fn a_clock_armed_under_the_old_calendar_by_another_process_is_moved_too(db: TestDatabase) {
+    use doorstep_domain::calendar::{Notice, SpecialDay};
+    let w = World::new(db, at("2026-12-30T10:00:00+08:00")).await;
+    // Another process that has not loaded the change yet (no follower runs here).
+    let other = second_process(&w).await;
+    let day = |date: &str| SpecialDay {
+        date: date.parse().unwrap(),
+        off: true,
+        name: "元旦".into(),
+        notice: 2027,
+    };
+    let engine = Arc::clone(&w.engine);
+    let change = tokio::spawn(async move {
+        engine
+            .put_calendar_notice(
+                Notice {
+                    year: 2027,
+                    source: "国务院办公厅关于2027年部分节假日安排的通知（测试）".into(),
+                },
+                vec![day("2027-01-01"), day("2027-01-04")],
+            )
+            .await
+            .unwrap()
+    });
+    // Filed through the other process after the first pass, under its old calendar.
+    tokio::time::sleep(doorstep_engine::engine::RETIME_SETTLE / 3).await;
+    assert!(
+        !change.is_finished(),
+        "the change waits for the second pass"
+    );
+    let (late, _) = other
+        .create_ticket(
+            &w.principal,
+            Intake {
+                source: Channel::Hotline12345,
+                external_ref: "SD-LATE".into(),
+                caller: Caller::default(),
+                category: Category::parse("lighting.stairwell").unwrap(),
+                content: "楼道灯不亮".into(),
+                address: String::new(),
+                node: NodeCode::parse(YARD).unwrap(),
+                occurred_at: None,
+                attachment_urls: vec![],
+            },
+            Some(Level::Difficult),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        late.resolve.as_ref().unwrap().due_at,
+        at("2027-01-05T00:00:00+08:00"),
+        "reckoned under the old calendar"
+    );
+    change.await.unwrap();
+    let t = w.engine.get_ticket(&w.principal, &late.id).await.unwrap();
+    assert_eq!(
+        t.resolve.as_ref().unwrap().due_at,
+        at("2027-01-07T00:00:00+08:00")
+    );
+    assert_eq!(w.kinds(&late.id).await.last(), Some(&"RETIMED"));
+    assert!(w.db.store.pending_retimings().await.unwrap().is_empty());
+}
+
+/// Another process on the same database: its own store connections, its own engine.
+async fn second_process(w: &World) -> Arc<Engine> {
+    Arc::new(
+        Engine::open(w.db.connect_again().await, w.clock.clone())
+            .await
+            .unwrap(),
+    )
+}
+
+async fn a_change_made_through_one_process_is_used_by_another(db: TestDatabase) {
+    use doorstep_domain::calendar::{Notice, SpecialDay};
+    let w = World::new(db, at("2026-12-30T10:00:00+08:00")).await;
+    let other = second_process(&w).await;
+    assert_eq!(other.reload_config().await.unwrap(), None, "nothing moved");
+    let intake = |reference: &str, node: &str| Intake {
+        source: Channel::Hotline12345,
+        external_ref: reference.into(),
+        caller: Caller::default(),
+        category: Category::parse("lighting.stairwell").unwrap(),
+        content: "楼道灯不亮".into(),
+        address: String::new(),
+        node: NodeCode::parse(node).unwrap(),
+        occurred_at: None,
+        attachment_urls: vec![],
+    };
+
+    // A policy published through the first process: the second files under it once it reloads.
+    let v2 = w
+        .engine
+        .put_policy("[levels.routine]\nresolve_within = \"2h\"\n")
+        .await
+        .unwrap();
+    let (before, _) = other
+        .create_ticket(&w.principal, intake("CFG-1", YARD), None)
+        .await
+        .unwrap();
+    assert_eq!(before.policy_version, 1, "not reloaded yet");
+    let reloaded = other
+        .reload_config()
+        .await
+        .unwrap()
+        .expect("the version moved");
+    assert_eq!(reloaded.policy, Some(v2.version));
+    assert!(!reloaded.district && !reloaded.calendar);
+    let (after, _) = other
+        .create_ticket(&w.principal, intake("CFG-2", YARD), None)
+        .await
+        .unwrap();
+    assert_eq!(after.policy_version, v2.version);
+    assert_eq!(
+        after.resolve.as_ref().unwrap().due_at,
+        at("2026-12-30T12:00:00+08:00")
+    );
+    // The ticket filed before keeps the version it was registered with, in either process.
+    let old = w.engine.get_ticket(&w.principal, &before.id).await.unwrap();
+    assert_eq!(old.policy_version, 1);
+    assert_eq!(
+        old.resolve.as_ref().unwrap().due_at,
+        at("2026-12-31T10:00:00+08:00")
+    );
+
+    // A building imported through the first process is a node the second knows once it reloads.
+    let b9 = format!("{YARD}/b9");
+    let grown = format!(
+        "{LIXIA}\n[[building]]\ncode = \"{b9}\"\nname = \"9号楼\"\ncompound = \"{YARD}\"\n"
+    );
+    w.engine.import_district(&grown).await.unwrap();
+    let unknown = other
+        .create_ticket(&w.principal, intake("CFG-3", &b9), None)
+        .await
+        .unwrap_err();
+    assert!(
+        unknown.to_string().contains("unknown jurisdiction node"),
+        "{unknown}"
+    );
+    let reloaded = other
+        .reload_config()
+        .await
+        .unwrap()
+        .expect("the version moved");
+    assert!(reloaded.district && reloaded.policy.is_none());
+    other
+        .create_ticket(&w.principal, intake("CFG-3", &b9), None)
+        .await
+        .unwrap();
+
+    // A calendar year stored through the first process is the second's calendar once it reloads,
+    // and the re-timing it caused is not done again there.
+    let day = |date: &str| SpecialDay {
+        date: date.parse().unwrap(),
+        off: true,
+        name: "元旦".into(),
+        notice: 2027,
+    };
+    assert!(!other.calendar().covers(2027));
+    w.engine
+        .put_calendar_notice(
+            Notice {
+                year: 2027,
+                source: "国务院办公厅关于2027年部分节假日安排的通知（测试）".into(),
+            },
+            vec![day("2027-01-01"), day("2027-01-04")],
+        )
+        .await
+        .unwrap();
+    let reloaded = other
+        .reload_config()
+        .await
+        .unwrap()
+        .expect("the version moved");
+    assert!(reloaded.calendar && !reloaded.district);
+    assert!(other.calendar().covers(2027));
+    assert_eq!(other.calendar(), w.engine.calendar());
+    // The first process reloaded its own changes already.
+    assert_eq!(w.engine.reload_config().await.unwrap(), None);
+
+    // The follower does the same on its own, within a second or two.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let follower = tokio::spawn(other.config_follower(stopped));
+    let v3 = w.engine.put_policy("").await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while other.policy_version(0).await.unwrap().version != v3.version {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the follower reloads the new policy");
+    stop.send(true).unwrap();
+    follower.await.unwrap();
+}
+
+async fn a_pending_retiming_finished_by_two_processes_at_once_retimes_each_ticket_once(
+    db: TestDatabase,
+) {
+    use doorstep_domain::calendar::{Notice, SpecialDay};
+    let w = World::new(db, at("2026-12-30T10:00:00+08:00")).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(
+            w.file(
+                &format!("SD-BOTH-{i}"),
+                "lighting.stairwell",
+                Some(Level::Difficult),
+            )
+            .await,
+        );
+    }
+    let day = |date: &str| SpecialDay {
+        date: date.parse().unwrap(),
+        off: true,
+        name: "元旦".into(),
+        notice: 2027,
+    };
+    // Stored by a process that died before re-timing anything.
+    w.db.store
+        .put_calendar_notice(
+            &Notice {
+                year: 2027,
+                source: "国务院办公厅关于2027年部分节假日安排的通知（测试）".into(),
+            },
+            &[day("2027-01-01"), day("2027-01-04")],
+        )
+        .await
+        .unwrap();
+    // Two processes start at once; both find the re-timing pending.
+    let (a, b) = tokio::join!(second_process(&w), second_process(&w));
+    for id in &ids {
+        let kinds = w.kinds(id).await;
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "RETIMED").count(),
+            1,
+            "{id}: {kinds:?}"
+        );
+        let t = a.get_ticket(&w.principal, id).await.unwrap();
+        assert_eq!(
+            t.resolve.as_ref().unwrap().due_at,
+            at("2027-01-07T00:00:00+08:00")
+        );
+    }
+    // Re-timing the same change once more, as a third process would, records nothing.
+    let previous = doorstep_domain::calendar::Calendar::official();
+    let again = b.retime(&previous, &b.calendar(), 2027).await.unwrap();
+    assert_eq!(again.retimed, 0, "{again:?}");
+}
 
 async fn an_idle_scheduler_folds_the_log_into_the_reporting_rows(db: TestDatabase) {
     let w = World::new(db, at("2026-03-02T10:00:00+08:00")).await;

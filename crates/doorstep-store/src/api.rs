@@ -192,6 +192,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Every stored notice and its days (empty for a new database).
     async fn load_calendar(&self) -> Result<Calendar>;
 
+    /// The version of the district, calendar and policy together: every import, calendar change and
+    /// new policy moves it, in its own transaction. A process whose copy was loaded at another
+    /// version loads them again.
+    async fn config_version(&self) -> Result<i64>;
+
     /// Stores a new policy version (the caller validated the TOML).
     async fn put_policy(&self, toml: &str, at: DateTime<Utc>) -> Result<PolicyVersion>;
     /// A policy version; 0 = the latest. `None` when there is none.

@@ -44,6 +44,11 @@ const SQLITE: &[Embedded] = &[
         "reporting rows written by a projector behind the event log",
         include_str!("../../../migrations/sqlite/0006_report_projector.sql"),
     ),
+    (
+        7,
+        "a configuration version every process polls",
+        include_str!("../../../migrations/sqlite/0007_config_version.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -76,6 +81,11 @@ const POSTGRES: &[Embedded] = &[
         6,
         "reporting rows written by a projector behind the event log",
         include_str!("../../../migrations/postgres/0006_report_projector.sql"),
+    ),
+    (
+        7,
+        "a configuration version every process polls",
+        include_str!("../../../migrations/postgres/0007_config_version.sql"),
     ),
 ];
 
@@ -205,8 +215,8 @@ mod tests {
                 .is_ok()
         );
         assert!(matches!(
-            Backend::Postgres.check_not_newer(&BTreeSet::from([1, 7])),
-            Err(StoreError::TooNew(7))
+            Backend::Postgres.check_not_newer(&BTreeSet::from([1, 8])),
+            Err(StoreError::TooNew(8))
         ));
         assert_eq!(Backend::Sqlite.migrator().iter().count(), SQLITE.len());
     }

@@ -18,11 +18,18 @@ enum SignFor {
     ReportIn,
 }
 
+/// Whether a calendar change moves a clock: the two reckonings differ, and the clock is not already
+/// where the new one puts it (a re-timing that ran before, in this process or another, moved it), so
+/// re-timing the same change again records nothing.
+fn moved<K: PartialEq>(new: K, old: K, stored: K) -> bool {
+    new != old && new != stored
+}
+
 impl Ticket {
     /// What a calendar change means for this ticket: each running clock with a deadline still ahead of
     /// it (resolve, sign-for, report-in) is reckoned afresh from its start under `ctx`'s calendar and
     /// under `previous`; where the two differ (in deadline, warning or the years Monday to Friday was
-    /// assumed for), the clock moves to the new reckoning. Comparing two
+    /// assumed for) and the clock is not already at the new reckoning, it moves there. Comparing two
     /// reckonings, rather than the new one with the stored deadline, means a change never moves a
     /// clock it does not touch (clock-hour limits, deadlines before the changed days). A clock already
     /// breached is history and stays. No events when nothing moves. The policy in `ctx` must be the
@@ -42,18 +49,16 @@ impl Ticket {
         let (resolve, acknowledge, report_in) = self.running_clocks(
             |r| {
                 let (new, old) = (after.recompute_resolve(r), before.recompute_resolve(r));
-                let moved = (new.due_at, new.warn_at, &new.fallback_years)
-                    != (old.due_at, old.warn_at, &old.fallback_years);
-                moved.then_some(new)
+                let key = |c: &ResolveClock| (c.due_at, c.warn_at, c.fallback_years.clone());
+                moved(key(&new), key(&old), key(r)).then_some(new)
             },
             |a, _| {
                 let (new, old) = (
                     after.recompute_acknowledge(a),
                     before.recompute_acknowledge(a),
                 );
-                let moved = (new.due_at, new.warn_at, &new.fallback_years)
-                    != (old.due_at, old.warn_at, &old.fallback_years);
-                moved.then_some(new)
+                let key = |c: &AcknowledgeClock| (c.due_at, c.warn_at, c.fallback_years.clone());
+                moved(key(&new), key(&old), key(a)).then_some(new)
             },
         );
         if resolve.is_none() && acknowledge.is_none() && report_in.is_empty() {

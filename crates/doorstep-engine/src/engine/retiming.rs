@@ -48,7 +48,7 @@ fn first_changed_day(previous: &Calendar, next: &Calendar, year: i32) -> Option<
 }
 
 /// `calendar` with what `before` declares for `year` in place of its own notice for that year.
-fn with_year_as(
+pub(super) fn with_year_as(
     calendar: &Calendar,
     year: i32,
     before: &Calendar,

@@ -106,6 +106,9 @@ macro_rules! store_impl {
                         .execute(&mut *conn)
                         .await?;
                 }
+                sqlx::query(sql::BUMP_CONFIG_VERSION)
+                    .execute(&mut *conn)
+                    .await?;
                 Ok(rows.counts)
             }
 
@@ -151,6 +154,9 @@ macro_rules! store_impl {
                         return Err(codec::declared_elsewhere(day, notice.year));
                     }
                 }
+                sqlx::query(sql::BUMP_CONFIG_VERSION)
+                    .execute(&mut *conn)
+                    .await?;
                 Ok(())
             }
 
@@ -470,6 +476,13 @@ macro_rules! store_impl {
                 .await
             }
 
+            async fn config_version(&self) -> $crate::Result<i64> {
+                let (version,): (i64,) = sqlx::query_as($crate::common::sql::CONFIG_VERSION)
+                    .fetch_one(&self.$reads)
+                    .await?;
+                Ok(version)
+            }
+
             async fn load_calendar(&self) -> $crate::Result<doorstep_domain::calendar::Calendar> {
                 use sqlx::Connection as _;
                 use $crate::common::sql;
@@ -504,6 +517,9 @@ macro_rules! store_impl {
                                         .bind(created_at)
                                         .fetch_one(&mut *conn)
                                         .await?;
+                                sqlx::query($crate::common::sql::BUMP_CONFIG_VERSION)
+                                    .execute(&mut *conn)
+                                    .await?;
                                 Ok(version)
                             })
                         })

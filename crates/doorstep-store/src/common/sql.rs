@@ -80,6 +80,11 @@ pub(crate) const PENDING_RETIMINGS: &str =
     "SELECT year, previous FROM calendar_retimings ORDER BY year";
 pub(crate) const RETIMING_DONE: &str = "DELETE FROM calendar_retimings WHERE year = $1";
 
+/// In the transaction of every change to the district, the calendar or the policy.
+pub(crate) const BUMP_CONFIG_VERSION: &str =
+    "UPDATE config_version SET version = version + 1 WHERE id = 1";
+pub(crate) const CONFIG_VERSION: &str = "SELECT version FROM config_version WHERE id = 1";
+
 pub(crate) const LOAD_NOTICES: &str = "SELECT year, source FROM calendar_notices ORDER BY year";
 pub(crate) const LOAD_DAYS: &str = "SELECT day, off, name, notice FROM calendar_days ORDER BY day";
 

@@ -14,7 +14,44 @@ doorstep_store::both_backends!(
     district_import_is_idempotent,
     calendar_notices_round_trip,
     policies_are_versioned,
+    every_configuration_change_moves_the_version,
 );
+
+async fn every_configuration_change_moves_the_version(db: TestDb) {
+    let store = db.open().await;
+    let other = db.open().await;
+    assert_eq!(store.config_version().await.unwrap(), 0);
+    store.import_district(&district()).await.unwrap();
+    assert_eq!(other.config_version().await.unwrap(), 1);
+    let official = Calendar::official();
+    let notice = official.notices().next().unwrap().clone();
+    store
+        .put_calendar_notice(&notice, &official.days_of_notice(notice.year))
+        .await
+        .unwrap();
+    assert_eq!(other.config_version().await.unwrap(), 2);
+    store.put_policy("", t0()).await.unwrap();
+    assert_eq!(other.config_version().await.unwrap(), 3);
+    // A refused change moves nothing: its transaction rolled back.
+    let claimed = SpecialDay {
+        notice: 2099,
+        ..official.days_of_notice(notice.year)[0].clone()
+    };
+    let refused = Notice {
+        year: 2099,
+        source: "refused".into(),
+    };
+    assert!(
+        store
+            .put_calendar_notice(&refused, &[claimed])
+            .await
+            .is_err()
+    );
+    assert_eq!(other.config_version().await.unwrap(), 3);
+    // Other writes leave it alone.
+    store.retiming_done(notice.year).await.unwrap();
+    assert_eq!(other.config_version().await.unwrap(), 3);
+}
 
 async fn district_import_is_idempotent(db: TestDb) {
     let store = db.open().await;
