@@ -66,6 +66,7 @@ impl Process {
             .args(args)
             .env_remove("DOORSTEP_DATABASE_URL")
             .env("DOORSTEP_LOG", "info")
+            .env("NO_COLOR", "1")
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
