@@ -261,16 +261,14 @@ async fn one_service_across_processes(database_url: &str, dir: &Path) {
         .await
         .expect("connecting to replica 3");
     match policy_reaches(&replica_3, &replica_1, first_policy, &acked).await {
-        Ok(took) => eprintln!(
-            "a policy published through replica 3 was in use on replica 1 after {} ms",
-            took.as_millis()
+        Ok(arrived) => eprintln!(
+            "a policy published through replica 3 was in use on replica 1 after {arrived}"
         ),
         Err(e) => failures.push(e),
     }
     match district_reaches(&replica_3, &replica_1, &acked).await {
-        Ok(took) => eprintln!(
-            "a compound imported through replica 3 took tickets on replica 1 after {} ms",
-            took.as_millis()
+        Ok(arrived) => eprintln!(
+            "a compound imported through replica 3 was known to replica 1 after {arrived}"
         ),
         Err(e) => failures.push(e),
     }
@@ -535,14 +533,66 @@ async fn intake_client(
     tally
 }
 
-/// Publishes [`LONGER_ROUTINE`] through `publisher` and files a ticket on `filer` every
-/// [`PROPAGATION_POLL`] until one is judged under it; how long that took.
+/// When a change made through one replica was first seen in use on another: after the probe sent at
+/// `not_before` still saw the old configuration, and by the time the probe that saw it answered.
+#[derive(Debug, Clone, Copy)]
+struct Arrival {
+    not_before: Duration,
+    by: Duration,
+}
+
+impl std::fmt::Display for Arrival {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ms (not before {} ms)",
+            self.by.as_millis(),
+            self.not_before.as_millis()
+        )
+    }
+}
+
+/// Asks `probe` every [`PROPAGATION_POLL`] whether the change has arrived (it answers what it saw
+/// when not) until it has, or [`PROPAGATION_GIVE_UP`] passed; times are from `since`.
+async fn arrival<F, Fut>(since: Instant, what: &str, mut probe: F) -> Result<Arrival, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let mut not_before = Duration::ZERO;
+    loop {
+        let sent = since.elapsed();
+        match probe().await {
+            Ok(()) => {
+                let arrived = Arrival {
+                    not_before,
+                    by: since.elapsed(),
+                };
+                if arrived.by > PROPAGATION_LIMIT {
+                    return Err(format!(
+                        "{what} only after {arrived} (limit {PROPAGATION_LIMIT:?})"
+                    ));
+                }
+                return Ok(arrived);
+            }
+            Err(seen) if since.elapsed() > PROPAGATION_GIVE_UP => {
+                return Err(format!("{what} not after {PROPAGATION_GIVE_UP:?}: {seen}"));
+            }
+            Err(_) => not_before = sent,
+        }
+        tokio::time::sleep(PROPAGATION_POLL).await;
+    }
+}
+
+/// Publishes [`LONGER_ROUTINE`] through `publisher`; polls `user`'s current policy (what its intake
+/// files under, held in memory) until it is the new one, then files a ticket there and checks it is
+/// judged under it.
 async fn policy_reaches(
     publisher: &Channel,
-    filer: &Channel,
+    user: &Channel,
     first_policy: i64,
     acked: &Mutex<Vec<Acked>>,
-) -> Result<Duration, String> {
+) -> Result<Arrival, String> {
     let published = call(AdminServiceClient::new(publisher.clone()).put_policy(
         w::PutPolicyRequest {
             toml: LONGER_ROUTINE.into(),
@@ -550,70 +600,62 @@ async fn policy_reaches(
     ))
     .await
     .map_err(|e| format!("PutPolicy on replica 3: {e}"))?;
-    let began = Instant::now();
+    let since = Instant::now();
     assert!(published.version > first_policy, "{published:?}");
-    let mut last = String::from("nothing answered");
-    for attempt in 0.. {
-        let external_ref = format!("MP-POLICY-{attempt}");
-        let reply = call(
-            TicketServiceClient::new(filer.clone()).create_ticket(ticket(
-                &external_ref,
-                NODES[0],
-                "sanitation.garbage",
-            )),
-        )
-        .await;
-        match reply.map(|r| r.ticket.unwrap_or_default()) {
-            Ok(t) => {
-                acked.lock().expect("acknowledged tickets").push(Acked {
-                    id: t.id.clone(),
-                    external_ref,
-                });
-                let allowed = millis(t.resolve_due_at.as_ref()) - millis(t.created_at.as_ref());
-                if t.policy_version == published.version {
-                    let took = began.elapsed();
-                    if allowed != LONGER_ROUTINE_MS {
-                        return Err(format!(
-                            "a ticket under policy version {} was given {allowed} ms, not \
-                             {LONGER_ROUTINE_MS}",
-                            published.version
-                        ));
-                    }
-                    if took > PROPAGATION_LIMIT {
-                        return Err(format!(
-                            "a policy published through replica 3 reached replica 1 after {} ms \
-                             (limit {PROPAGATION_LIMIT:?})",
-                            took.as_millis()
-                        ));
-                    }
-                    return Ok(took);
-                }
-                last = format!(
-                    "filed under policy version {} with {allowed} ms",
-                    t.policy_version
-                );
+    let arrived = arrival(
+        since,
+        &format!(
+            "policy version {} published through replica 3 was in use on replica 1",
+            published.version
+        ),
+        || async {
+            let current = call(
+                AdminServiceClient::new(user.clone())
+                    .get_policy(w::GetPolicyRequest { version: 0 }),
+            )
+            .await?
+            .version;
+            if current == published.version {
+                Ok(())
+            } else {
+                Err(format!("its current policy is version {current}"))
             }
-            Err(e) => last = e,
-        }
-        if began.elapsed() > PROPAGATION_GIVE_UP {
-            break;
-        }
-        tokio::time::sleep(PROPAGATION_POLL).await;
+        },
+    )
+    .await?;
+    let external_ref = "MP-POLICY".to_owned();
+    let t = call(TicketServiceClient::new(user.clone()).create_ticket(ticket(
+        &external_ref,
+        NODES[0],
+        "sanitation.garbage",
+    )))
+    .await
+    .map_err(|e| format!("CreateTicket on replica 1 after the new policy: {e}"))?
+    .ticket
+    .unwrap_or_default();
+    acked.lock().expect("acknowledged tickets").push(Acked {
+        id: t.id.clone(),
+        external_ref,
+    });
+    let allowed = millis(t.resolve_due_at.as_ref()) - millis(t.created_at.as_ref());
+    if t.policy_version != published.version || allowed != LONGER_ROUTINE_MS {
+        return Err(format!(
+            "once replica 1 reported policy version {} current, it filed a ticket under version \
+             {} with {allowed} ms to resolve (the new one allows {LONGER_ROUTINE_MS} ms)",
+            published.version, t.policy_version
+        ));
     }
-    Err(format!(
-        "policy version {} published through replica 3 was not in use on replica 1 after \
-         {PROPAGATION_GIVE_UP:?}: a new ticket there was last {last}",
-        published.version
-    ))
+    Ok(arrived)
 }
 
-/// Imports the district with [`DISTRICT_ADDITION`] through `importer` and files a ticket on the new
-/// compound through `filer` every [`PROPAGATION_POLL`] until one is taken; how long that took.
+/// Imports the district with [`DISTRICT_ADDITION`] through `importer`; polls `user` for the new
+/// compound (its district, held in memory) until it knows it, then files a ticket there in the
+/// category only that compound has.
 async fn district_reaches(
     importer: &Channel,
-    filer: &Channel,
+    user: &Channel,
     acked: &Mutex<Vec<Acked>>,
-) -> Result<Duration, String> {
+) -> Result<Arrival, String> {
     let lixia = std::fs::read_to_string(example("lixia.toml")).expect("lixia.toml");
     call(
         AdminServiceClient::new(importer.clone()).import_district(w::ImportDistrictRequest {
@@ -622,45 +664,38 @@ async fn district_reaches(
     )
     .await
     .map_err(|e| format!("ImportDistrict on replica 3: {e}"))?;
-    let began = Instant::now();
-    let mut last = String::new();
-    for attempt in 0.. {
-        let external_ref = format!("MP-DISTRICT-{attempt}");
-        let reply = call(
-            TicketServiceClient::new(filer.clone()).create_ticket(ticket(
-                &external_ref,
-                NEW_COMPOUND,
-                NEW_CATEGORY,
-            )),
+    let since = Instant::now();
+    let arrived = arrival(
+        since,
+        &format!("{NEW_COMPOUND}, imported through replica 3, was known to replica 1"),
+        || async {
+            call(
+                AdminServiceClient::new(user.clone()).get_node(w::GetNodeRequest {
+                    code: NEW_COMPOUND.into(),
+                }),
+            )
+            .await
+            .map(drop)
+        },
+    )
+    .await?;
+    let external_ref = "MP-DISTRICT".to_owned();
+    let reply = call(TicketServiceClient::new(user.clone()).create_ticket(ticket(
+        &external_ref,
+        NEW_COMPOUND,
+        NEW_CATEGORY,
+    )))
+    .await
+    .map_err(|e| {
+        format!(
+            "once replica 1 knew {NEW_COMPOUND}, a ticket there in {NEW_CATEGORY} was refused: {e}"
         )
-        .await;
-        match reply {
-            Ok(r) => {
-                let took = began.elapsed();
-                acked.lock().expect("acknowledged tickets").push(Acked {
-                    id: r.ticket.map(|t| t.id).unwrap_or_default(),
-                    external_ref,
-                });
-                if took > PROPAGATION_LIMIT {
-                    return Err(format!(
-                        "a compound imported through replica 3 took tickets on replica 1 only \
-                         after {} ms (limit {PROPAGATION_LIMIT:?})",
-                        took.as_millis()
-                    ));
-                }
-                return Ok(took);
-            }
-            Err(e) => last = e,
-        }
-        if began.elapsed() > PROPAGATION_GIVE_UP {
-            break;
-        }
-        tokio::time::sleep(PROPAGATION_POLL).await;
-    }
-    Err(format!(
-        "{NEW_COMPOUND}, imported through replica 3, was refused by replica 1 for \
-         {PROPAGATION_GIVE_UP:?}: {last}"
-    ))
+    })?;
+    acked.lock().expect("acknowledged tickets").push(Acked {
+        id: reply.ticket.map(|t| t.id).unwrap_or_default(),
+        external_ref,
+    });
+    Ok(arrived)
 }
 
 fn millis(at: Option<&prost_types::Timestamp>) -> i64 {
