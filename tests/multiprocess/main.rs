@@ -8,6 +8,12 @@
 //! within two seconds. Afterwards, from the database: every acknowledged ticket is there, every breach
 //! escalated exactly once, and a watch opened on one replica saw every event of its subtree once, in
 //! order. The same scenario runs on PostgreSQL (the throwaway cluster) and on one SQLite file.
+//!
+//! Each scenario takes about 25 s (up to 40 s when a killed scheduler held claimed timers, which wait
+//! out their 30 s lease), every wait is bounded, and a failure lists every check that failed with the
+//! processes' logs. With `--nocapture` it prints what an operator would quote: how many tickets each
+//! replica took, the calls that failed while a replica was down, and how long each configuration
+//! change took to reach another replica.
 
 mod fleet;
 
