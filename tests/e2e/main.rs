@@ -4,6 +4,7 @@
 mod harness;
 mod report;
 mod security;
+mod status;
 mod watch;
 
 use std::collections::BTreeSet;

@@ -93,6 +93,7 @@ fn with_tls(
 }
 
 /// The largest request the service decodes, in bytes (a district file is the largest legitimate one).
+/// A larger one answers RESOURCE_EXHAUSTED naming the limit ([`error::request_too_large`]).
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024 + 64 * 1024;
 /// The largest TicketService request, in bytes: the largest legitimate one (a ticket at its field
 /// limits: 20 000 characters of content, 20 attachment URLs) is well under it.
@@ -208,7 +209,8 @@ pub async fn start_with(
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let mut stop = shutdown_rx;
     let incoming = accepted(listener);
-    let mut builder = with_tls(tonic::transport::Server::builder(), options.tls.as_ref())?;
+    let mut builder = with_tls(tonic::transport::Server::builder(), options.tls.as_ref())?
+        .layer(tower::util::MapResponseLayer::new(error::rewrite_too_large));
     let task = tokio::spawn(async move {
         let result = builder
             .add_service(health_service)

@@ -70,6 +70,10 @@ pub enum StoreError {
         "the database was migrated by a newer doorstep (migration {0} is unknown to this binary)"
     )]
     TooNew(i64),
+    /// The database cannot be reached now (down, restarting, failing over, out of connections, or
+    /// locked by another process past the busy timeout): the same request may succeed if retried.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// Anything else the database said; logged in full, answered opaquely.
     #[error("database error: {0}")]
     Database(String),

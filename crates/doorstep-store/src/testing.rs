@@ -172,20 +172,25 @@ impl PgCluster {
             .open(data.join("postgresql.conf"))
             .and_then(|mut f| f.write_all(settings.as_bytes()))
             .map_err(|e| format!("postgresql.conf: {e}"))?;
-        cluster.run(
+        cluster.pg_ctl_start()?;
+        Ok(cluster)
+    }
+
+    /// `pg_ctl start` on the cluster's data folder; waits until it accepts connections.
+    fn pg_ctl_start(&self) -> Result<(), String> {
+        self.run(
             "pg_ctl",
             &[
                 "-D",
-                &data.display().to_string(),
+                &self.dir.join("data").display().to_string(),
                 "-l",
-                &cluster.dir.join("log").display().to_string(),
+                &self.dir.join("log").display().to_string(),
                 "-w",
                 "-t",
                 "60",
                 "start",
             ],
-        )?;
-        Ok(cluster)
+        )
     }
 
     fn command(&self, tool: &str) -> Command {
@@ -288,16 +293,29 @@ impl PgCluster {
 
     /// Stops the cluster now (the watchdog still removes the folder).
     pub fn stop(&self) {
-        let _ = self.run(
+        let _ = self.stop_with("fast");
+    }
+
+    /// Stops the cluster with `pg_ctl stop -m MODE` (`smart`, `fast` or `immediate`: the last is a
+    /// crash, recovered from at the next start); keeps its data for [`start_again`](Self::start_again).
+    pub fn stop_with(&self, mode: &str) -> Result<(), String> {
+        self.run(
             "pg_ctl",
             &[
                 "-D",
                 &self.dir.join("data").display().to_string(),
                 "-m",
-                "fast",
+                mode,
+                "-w",
                 "stop",
             ],
-        );
+        )
+    }
+
+    /// Starts a stopped cluster again on the same data and socket, as a restarted database server
+    /// comes back to its clients; returns once it accepts connections.
+    pub fn start_again(&self) -> Result<(), String> {
+        self.pg_ctl_start()
     }
 }
 

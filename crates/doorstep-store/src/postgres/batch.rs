@@ -76,12 +76,9 @@ impl PgStore {
         let size = run.len();
         match self.commit_run(run).await {
             Ok(answers) => answers,
-            Err(e) => {
-                let message = e.to_string();
-                (0..size)
-                    .map(|_| Err(StoreError::Database(message.clone())))
-                    .collect()
-            }
+            // Every commit of the run fails as the run did (an unreachable database stays
+            // `Unavailable`, so its callers know to retry).
+            Err(e) => (0..size).map(|_| Err(e.clone())).collect(),
         }
     }
 

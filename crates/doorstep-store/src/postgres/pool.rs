@@ -46,6 +46,10 @@ pub(super) async fn pool(url: &str, options: &ConnectOptions, size: u32) -> Resu
     let _ = first.close().await;
     PgPoolOptions::new()
         .max_connections(size)
+        // A database that restarted or failed over closed every pooled connection: each is pinged
+        // before use, and a dead one replaced, so the pool recovers by itself once the server is
+        // back. Until then a call waits at most `connect_timeout` and answers `Unavailable`.
+        .test_before_acquire(true)
         .acquire_timeout(options.connect_timeout)
         .connect_with(connect)
         .await

@@ -87,7 +87,7 @@ pub(super) trait Job: Send {
     /// Runs the request; `true` when it succeeded (its savepoint is kept).
     fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, bool>;
     /// Answers the caller once the batch's fate is known.
-    fn answer(self: Box<Self>, commit: std::result::Result<(), String>);
+    fn answer(self: Box<Self>, commit: Result<()>);
     /// The transaction ends with this request.
     fn last(&self) -> bool;
 }
@@ -116,12 +116,12 @@ where
         })
     }
 
-    fn answer(self: Box<Self>, commit: std::result::Result<(), String>) {
+    fn answer(self: Box<Self>, commit: Result<()>) {
         let outcome = match (self.outcome, commit) {
             // A request that failed wrote nothing; its own error says why.
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(value)), Ok(())) => Ok(value),
-            (_, Err(e)) => Err(StoreError::Database(e)),
+            (_, Err(e)) => Err(e),
             (None, Ok(())) => Err(StoreError::Database("the request was not run".into())),
         };
         // The caller may have gone away; its write stands.
@@ -163,19 +163,11 @@ async fn run_writer(
 }
 
 /// One transaction for the whole batch, one savepoint per request.
-async fn run_batch(
-    conn: &mut SqliteConnection,
-    jobs: &mut [Box<dyn Job>],
-) -> std::result::Result<(), String> {
-    async fn exec(
-        conn: &mut SqliteConnection,
-        sql: &'static str,
-    ) -> std::result::Result<(), String> {
-        sqlx::query(sql)
-            .execute(&mut *conn)
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
+async fn run_batch(conn: &mut SqliteConnection, jobs: &mut [Box<dyn Job>]) -> Result<()> {
+    // Errors keep their kind: a lock held past the busy timeout answers `Unavailable`.
+    async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<()> {
+        sqlx::query(sql).execute(&mut *conn).await?;
+        Ok(())
     }
     exec(conn, "BEGIN IMMEDIATE").await?;
     let mut outcome = Ok(());
