@@ -11,20 +11,25 @@
 //!   module);
 //! - `doorstep retime --policy-version N [--node NODE]`: open tickets re-timed under a newer policy, on
 //!   purpose (see `retime`);
-//! - `doorstep sla --database-url URL`: the SLA scheduler alone (see `serve::run_sla`).
+//! - `doorstep sla --database-url URL`: the SLA scheduler alone (see `serve::run_sla`);
+//! - `doorstep backup FILE`: a copy of the SQLite database taken while it is in use (see `backup`).
 //!
 //! The commands reach the database through [`connect`] (the store alone: `token`, `audit`) or
-//! [`open_engine`] (the engine over it: `serve`, `sla`, `retime`, `report`); `migrate` only migrates.
+//! [`open_engine`] (the engine over it: `serve`, `sla`, `retime`, `report`); `migrate` only migrates
+//! and `backup` only reads. Every database opened is closed when the command ends
+//! ([`close_databases`]), so an SQLite file is left whole.
 
 mod audit;
+mod backup;
 mod report;
 mod retime;
 mod serve;
 mod setup;
 mod token;
 
+use std::future::Future;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
@@ -84,6 +89,9 @@ enum Command {
     /// Reports for district leaders and jobs.
     #[command(subcommand)]
     Report(report::ReportCommand),
+    /// Copies the SQLite database to a new file while the service keeps running (PostgreSQL: use
+    /// pg_dump).
+    Backup(backup::BackupArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,16 +163,16 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => {
             init_logging();
-            runtime()?.block_on(serve::run(args))
+            block_on(serve::run(args))
         }
         Command::Sla { database_url } => {
             init_logging();
             let url = database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL);
-            runtime()?.block_on(serve::run_sla(url))
+            block_on(serve::run_sla(url))
         }
         Command::Retime(args) => {
             init_logging();
-            runtime()?.block_on(retime::run(args))
+            block_on(retime::run(args))
         }
         Command::Migrate { database_url } => {
             init_logging();
@@ -175,14 +183,15 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             })
         }
-        Command::Token(args) => runtime()?.block_on(token::run(args)),
-        Command::District(command) => runtime()?.block_on(setup::district(command)),
-        Command::Policy(command) => runtime()?.block_on(setup::policy(command)),
-        Command::Audit(args) => runtime()?.block_on(audit::run(args)),
-        Command::Report(command) => runtime()?.block_on(report::run(command)),
+        Command::Token(args) => block_on(token::run(args)),
+        Command::District(command) => block_on(setup::district(command)),
+        Command::Policy(command) => block_on(setup::policy(command)),
+        Command::Audit(args) => block_on(audit::run(args)),
+        Command::Report(command) => block_on(report::run(command)),
+        Command::Backup(args) => block_on(backup::run(args)),
         Command::Calendar(CalendarCommand::Put(args)) => {
             init_logging();
-            runtime()?.block_on(setup::calendar(args))
+            block_on(setup::calendar(args))
         }
         Command::Calendar(CalendarCommand::IsWorkingDay { date, calendar }) => {
             let calendar = load_calendar(calendar.as_deref())?;
@@ -260,6 +269,15 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Runs a command, then closes the databases it opened, whether it succeeded or not.
+fn block_on(command: impl Future<Output = Result<()>>) -> Result<()> {
+    runtime()?.block_on(async {
+        let outcome = command.await;
+        let closed = close_databases().await;
+        outcome.and(closed)
+    })
+}
+
 /// Logs go to stderr; `DOORSTEP_LOG` (or `RUST_LOG`) sets the filter, `info` by default.
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
@@ -272,9 +290,28 @@ fn init_logging() {
         .try_init();
 }
 
+/// The databases this process opened, to close when its command ends.
+static OPENED: Mutex<Vec<Arc<dyn Store>>> = Mutex::new(Vec::new());
+
 /// The database at `url`, with the migrations it lacks applied (a missing SQLite file is created).
 async fn connect(url: &str) -> Result<Arc<dyn Store>> {
-    Ok(doorstep_store::connect(url, &doorstep_store::ConnectOptions::default()).await?)
+    let store = doorstep_store::connect(url, &doorstep_store::ConnectOptions::default()).await?;
+    OPENED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(Arc::clone(&store));
+    Ok(store)
+}
+
+/// Closes every database this process opened (once everything that writes to it stopped): an
+/// SQLite file is then whole, its write-ahead log checkpointed into it, so the file copied alone
+/// holds every write. Calling it again does nothing.
+pub(crate) async fn close_databases() -> Result<()> {
+    let opened = std::mem::take(&mut *OPENED.lock().unwrap_or_else(PoisonError::into_inner));
+    for store in opened {
+        store.close().await.context("closing the database")?;
+    }
+    Ok(())
 }
 
 /// The engine over the database at `url`, on the system clock.

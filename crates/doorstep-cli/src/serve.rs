@@ -217,7 +217,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     if let Some(scheduler) = scheduler {
         let _ = scheduler.await;
     }
-    Ok(())
+    crate::close_databases().await
 }
 
 /// `doorstep sla`: the scheduler alone, beside service replicas that run with `--no-sla`.
@@ -230,7 +230,7 @@ pub(crate) async fn run_sla(database_url: &str) -> Result<()> {
     shutdown_signal().await;
     let _ = stop.send(true);
     let _ = task.await;
-    Ok(())
+    crate::close_databases().await
 }
 
 async fn shutdown_signal() {

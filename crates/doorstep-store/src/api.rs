@@ -223,6 +223,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn project_reports(&self, limit: u32) -> Result<u64>;
     /// How many appended events the reporting rows do not include yet.
     async fn reports_behind(&self) -> Result<i64>;
+
+    // Closing, once the server and the scheduler stopped.
+
+    /// Closes the store after the writes already answered: SQLite checkpoints its write-ahead log
+    /// into the database file and closes its connections, so the file copied alone holds every
+    /// write; PostgreSQL closes its pool. Logs one line saying what it did. Idempotent; other calls
+    /// fail once it has begun.
+    async fn close(&self) -> Result<()>;
 }
 
 /// Events a report's catch-up takes per transaction.

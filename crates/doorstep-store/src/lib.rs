@@ -8,7 +8,7 @@
 //! Layout:
 //! - `api`: the [`Store`] trait, its methods grouped (tickets, timers, administration, security,
 //!   reports), and the types it speaks;
-//! - `options`: [`connect`] and [`migrate`], choosing the backend from the URL scheme,
+//! - `options`: [`connect`], [`migrate`] and [`backup`], choosing the backend from the URL scheme,
 //!   [`ConnectOptions`] and [`redact`];
 //! - `migrations`: the schemas of both backends, embedded from the top-level `migrations/sqlite` and
 //!   `migrations/postgres` folders and applied by sqlx's migrator;
@@ -18,7 +18,8 @@
 //!   differences as parameters);
 //! - `report`: the per-ticket reporting rows, folded behind the event log by a projector, and the
 //!   SLA report's queries;
-//! - `sqlite`: the embedded backend (one group-committing writer task, a read pool);
+//! - `sqlite`: the embedded backend (one group-committing writer task, a read pool; closing it
+//!   checkpoints the write-ahead log into the database file);
 //! - `postgres`: the production backend (a pool; the `event_seq` counter row orders commits);
 //! - `testing` (feature `testing`): databases for tests (a temporary SQLite file, a throwaway
 //!   PostgreSQL cluster) and `both_backends!`, which writes a test once for both backends.
@@ -45,7 +46,7 @@ pub use api::{
     Store, StoredEvent, TicketPage, TicketQuery, TokenRecord,
 };
 pub use migrations::MigrationReport;
-pub use options::{ConnectOptions, SqliteSync, connect, migrate, redact};
+pub use options::{ConnectOptions, SqliteSync, backup, connect, migrate, redact};
 pub use report::{ReportCounts, ReportGroup, ReportQuery};
 
 /// What can go wrong in a store, by kind.

@@ -1,5 +1,6 @@
 //! Choosing the backend from the database URL, and the options both backends read.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,6 +85,20 @@ pub async fn migrate(url: &str) -> Result<MigrationReport> {
     match scheme(url)? {
         Scheme::Sqlite => sqlite::migrate(url, &options).await,
         Scheme::Postgres => postgres::migrate(url, &options).await,
+    }
+}
+
+/// Writes a consistent copy of the SQLite database `url` names to the new file `to`, while a service
+/// may be using it (`doorstep backup`); the copy's size in bytes. Nothing is migrated. A PostgreSQL
+/// database is refused: pg_dump backs it up.
+pub async fn backup(url: &str, to: &Path) -> Result<u64> {
+    match scheme(url)? {
+        Scheme::Sqlite => sqlite::backup(url, to, &ConnectOptions::default()).await,
+        Scheme::Postgres => Err(StoreError::Config(format!(
+            "{} is a PostgreSQL database: back it up with pg_dump (e.g. pg_dump --format=custom \
+             --file=FILE URL); doorstep backup copies SQLite databases",
+            redact(url)
+        ))),
     }
 }
 

@@ -4,7 +4,7 @@
 //! connection type, how a write reaches the database and a few spellings differ. So each backend
 //! provides:
 //! - [`Backend`]: the methods it writes its own way (registering a ticket, committing, claiming
-//!   timers, reading many tickets at once);
+//!   timers, reading many tickets at once, closing);
 //! - an inherent `write(work)` that runs `work` on a connection inside a write transaction and
 //!   answers after the commit (SQLite: the group-committing writer task; PostgreSQL: a pooled
 //!   transaction);
@@ -46,6 +46,8 @@ pub(crate) trait Backend {
         owner: &str,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<DueTimer>>;
+    /// See [`Store::close`](crate::Store::close).
+    async fn close(&self) -> Result<()>;
 }
 
 /// `impl Store for $store`: the [`Backend`] methods delegated, every other method's body written
@@ -665,6 +667,10 @@ macro_rules! store_impl {
                     .fetch_one(&self.$reads)
                     .await?;
                 Ok(behind)
+            }
+
+            async fn close(&self) -> $crate::Result<()> {
+                <Self as $crate::common::shared::Backend>::close(self).await
             }
         }
     };

@@ -4,12 +4,16 @@
 //! (`writer`); reads go through a separate pool and see every answered write (WAL). The statements
 //! for registering and committing tickets are in `tickets`; every other store method is written
 //! once for both backends (`common::shared`).
+//!
+//! Closing the store closes the readers, then lets the writer checkpoint the write-ahead log into
+//! the database file, so that after a clean stop `doorstep.db` copied alone holds every write.
+//! [`backup`] copies a database in use into a new file (`VACUUM INTO`).
 
 mod tickets;
 mod writer;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
@@ -37,7 +41,7 @@ const GET_MANY_CHUNK: usize = 500;
 pub(crate) struct SqliteStore {
     path: PathBuf,
     reads: SqlitePool,
-    writer: mpsc::Sender<Box<dyn writer::Job>>,
+    writer: mpsc::Sender<writer::Message>,
     /// Tickets to register, gathered into batches in front of the writer.
     intake: mpsc::Sender<intake::Pending>,
 }
@@ -132,6 +136,61 @@ pub(crate) async fn migrate(url: &str, options: &ConnectOptions) -> Result<Migra
     report
 }
 
+/// Writes a consistent copy of the database `url` names to the new file `to` (`VACUUM INTO`: a read
+/// transaction, so a service using the database keeps writing meanwhile) and syncs it to disk; the
+/// copy's size in bytes. Nothing is created or migrated at `url`.
+pub(crate) async fn backup(url: &str, to: &Path, options: &ConnectOptions) -> Result<u64> {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return Err(StoreError::Config(format!(
+            "{url}: an in-memory SQLite database has nothing to back up"
+        )));
+    }
+    let connect = SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Config(format!("invalid SQLite URL {url}: {e}")))?
+        .busy_timeout(options.busy_timeout);
+    let from = connect.get_filename().to_path_buf();
+    if std::fs::symlink_metadata(to).is_ok() {
+        return Err(StoreError::Config(format!(
+            "{} already exists: a backup is only written to a new file (remove it or choose \
+             another name)",
+            to.display()
+        )));
+    }
+    let target = to.to_str().ok_or_else(|| {
+        StoreError::Config(format!("{}: the backup path is not UTF-8", to.display()))
+    })?;
+    let mut conn = connect.connect().await.map_err(|e| {
+        StoreError::Config(format!(
+            "cannot open SQLite database {}: {}",
+            from.display(),
+            message(&e)
+        ))
+    })?;
+    let copied = sqlx::query("VACUUM INTO $1")
+        .bind(target)
+        .execute(&mut conn)
+        .await;
+    let _ = conn.close().await;
+    copied.map_err(|e| {
+        StoreError::Config(format!(
+            "cannot back up {} to {}: {}",
+            from.display(),
+            to.display(),
+            message(&e)
+        ))
+    })?;
+    // SQLite does not sync the file VACUUM INTO writes.
+    let to = to.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&to)?;
+        file.sync_all()?;
+        file.metadata().map(|m| m.len())
+    })
+    .await
+    .map_err(|e| StoreError::Database(format!("syncing the backup: {e}")))?
+    .map_err(|e| StoreError::Database(format!("syncing the backup: {e}")))
+}
+
 impl SqliteStore {
     pub(crate) async fn open(url: &str, options: &ConnectOptions) -> Result<SqliteStore> {
         let (mut conn, connect) = open_writer(url, options).await?;
@@ -191,6 +250,29 @@ async fn claim(
 }
 
 impl Backend for SqliteStore {
+    async fn close(&self) -> Result<()> {
+        // An open read transaction would hold the checkpoint back; reads in progress finish first.
+        self.reads.close().await;
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let wal_bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        match writer::close(&self.writer).await? {
+            None => {}
+            Some(true) => tracing::info!(
+                database = %self.path.display(),
+                wal_bytes,
+                "sqlite database closed: its write-ahead log is checkpointed into the database file"
+            ),
+            Some(false) => tracing::warn!(
+                database = %self.path.display(),
+                wal_bytes,
+                "sqlite database closed while another process reads it: part of its write-ahead \
+                 log is not in the database file yet"
+            ),
+        }
+        Ok(())
+    }
+
     async fn create_ticket(&self, new: NewTicket<'_>) -> Result<Created> {
         intake::register(&self.intake, NewRows::new(&new)?).await
     }

@@ -7,6 +7,10 @@
 //! it decides on while its previous batch commits) ends its transaction: nothing queued after it
 //! holds up its answer.
 //!
+//! Closing the store is the writer's last message: it commits what was queued before it, refuses
+//! what comes after, checkpoints the write-ahead log into the database file and closes the
+//! connection.
+//!
 //! [`ConnectOptions::write_batch`]: crate::ConnectOptions::write_batch
 
 use sqlx::Connection as _;
@@ -17,8 +21,16 @@ use super::SqliteStore;
 use crate::common::shared::BoxFuture;
 use crate::{Result, StoreError};
 
+/// What the writer is sent.
+pub(super) enum Message {
+    Write(Box<dyn Job>),
+    /// Close the store; answered `Some(complete)` by the writer that checkpointed (`complete`: the
+    /// whole log reached the database file), `None` when the store was already closing.
+    Close(oneshot::Sender<Result<Option<bool>>>),
+}
+
 /// Starts the writer task on `conn`; its queue.
-pub(super) fn spawn(conn: SqliteConnection, batch: usize) -> mpsc::Sender<Box<dyn Job>> {
+pub(super) fn spawn(conn: SqliteConnection, batch: usize) -> mpsc::Sender<Message> {
     let (writer, queue) = mpsc::channel(batch * 4);
     tokio::spawn(run_writer(conn, queue, batch));
     writer
@@ -55,11 +67,7 @@ impl SqliteStore {
 
 /// Sends `work` to the writer behind `writer`; answers after the commit. `last`: the transaction
 /// ends with it.
-pub(super) async fn request<T, F>(
-    writer: &mpsc::Sender<Box<dyn Job>>,
-    work: F,
-    last: bool,
-) -> Result<T>
+pub(super) async fn request<T, F>(writer: &mpsc::Sender<Message>, work: F, last: bool) -> Result<T>
 where
     T: Send + 'static,
     F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
@@ -72,10 +80,20 @@ where
         last,
     };
     writer
-        .send(Box::new(request))
+        .send(Message::Write(Box::new(request)))
         .await
         .map_err(|_| writer_gone())?;
     answer.await.map_err(|_| writer_gone())?
+}
+
+/// Closes the writer behind `writer` once the writes queued before it are committed: `Some(complete)`
+/// from the call that checkpointed the log, `None` when the store was already closed or closing.
+pub(super) async fn close(writer: &mpsc::Sender<Message>) -> Result<Option<bool>> {
+    let (reply, answer) = oneshot::channel();
+    if writer.send(Message::Close(reply)).await.is_err() {
+        return Ok(None);
+    }
+    answer.await.unwrap_or(Ok(None))
 }
 
 pub(super) fn writer_gone() -> StoreError {
@@ -133,20 +151,29 @@ where
     }
 }
 
-async fn run_writer(
-    mut conn: SqliteConnection,
-    mut queue: mpsc::Receiver<Box<dyn Job>>,
-    batch: usize,
-) {
+async fn run_writer(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Message>, batch: usize) {
     let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(batch);
-    while let Some(first) = queue.recv().await {
+    let mut closing = None;
+    while closing.is_none() {
+        let first = match queue.recv().await {
+            Some(Message::Write(job)) => job,
+            Some(Message::Close(reply)) => {
+                closing = Some(reply);
+                break;
+            }
+            None => break,
+        };
         let mut ends = first.last();
         jobs.push(first);
         while !ends && jobs.len() < batch {
             match queue.try_recv() {
-                Ok(job) => {
+                Ok(Message::Write(job)) => {
                     ends = job.last();
                     jobs.push(job);
+                }
+                Ok(Message::Close(reply)) => {
+                    closing = Some(reply);
+                    break;
                 }
                 Err(_) => break,
             }
@@ -159,7 +186,41 @@ async fn run_writer(
             job.answer(committed.clone());
         }
     }
-    let _ = conn.close().await;
+    let Some(reply) = closing else {
+        // Every handle on the store is gone.
+        let _ = conn.close().await;
+        return;
+    };
+    queue.close();
+    let checkpointed = checkpoint(&mut conn).await;
+    let closed = conn.close().await;
+    let outcome = checkpointed.and_then(|complete| {
+        closed?;
+        Ok(Some(complete))
+    });
+    // Sent after the close: writes are refused, other closes answered once it is done.
+    let mut others = Vec::new();
+    while let Some(message) = queue.recv().await {
+        match message {
+            Message::Write(job) => job.answer(Err(CLOSED.to_owned())),
+            Message::Close(reply) => others.push(reply),
+        }
+    }
+    let _ = reply.send(outcome);
+    for other in others {
+        let _ = other.send(Ok(None));
+    }
+}
+
+const CLOSED: &str = "the SQLite store is closed";
+
+/// Copies the whole write-ahead log into the database file and empties it, so the file alone holds
+/// every commit. `false` when another process's reader held part of it back past the busy timeout.
+async fn checkpoint(conn: &mut SqliteConnection) -> Result<bool> {
+    let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(busy == 0)
 }
 
 /// One transaction for the whole batch, one savepoint per request.
@@ -279,6 +340,69 @@ mod tests {
         assert!(!later.is_finished());
         go_later.send(()).unwrap();
         assert_eq!(later.await.unwrap().unwrap(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A close commits the writes queued before it and refuses those queued after it; a second
+    /// close sent meanwhile is answered once the first is done, and did nothing itself.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_close_keeps_the_writes_before_it_and_refuses_those_after_it() {
+        let dir = std::env::temp_dir().join(format!(
+            "doorstep-writer-{}-{}",
+            std::process::id(),
+            line!()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("w.db").display());
+        let store = Arc::new(
+            SqliteStore::open(&url, &ConnectOptions::default())
+                .await
+                .unwrap(),
+        );
+
+        let (go, busy) = oneshot::channel::<()>();
+        let first = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .write(move |c| {
+                        Box::pin(async move {
+                            let _ = busy.await;
+                            select_one(c).await
+                        })
+                    })
+                    .await
+            }
+        });
+        let pause = || tokio::time::sleep(Duration::from_millis(100));
+        pause().await;
+        let before = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move { store.write(|c| Box::pin(select_one(c))).await }
+        });
+        pause().await;
+        let closing = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move { close(&store.writer).await }
+        });
+        pause().await;
+        let after = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move { store.write(|c| Box::pin(select_one(c))).await }
+        });
+        let second_close = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move { close(&store.writer).await }
+        });
+        pause().await;
+
+        go.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), 1);
+        assert_eq!(before.await.unwrap().unwrap(), 1);
+        assert_eq!(closing.await.unwrap().unwrap(), Some(true));
+        assert!(after.await.unwrap().is_err());
+        assert_eq!(second_close.await.unwrap().unwrap(), None);
+        assert_eq!(close(&store.writer).await.unwrap(), None);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

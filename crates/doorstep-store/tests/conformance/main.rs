@@ -7,6 +7,7 @@ mod world;
 
 mod admin;
 mod batches;
+mod closing;
 mod configuration;
 mod lists;
 mod reports;
