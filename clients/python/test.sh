@@ -96,14 +96,17 @@ file --server "http://$addr" --external-ref PY-T1 --caller-name 张女士 --call
 expect "--server also takes http://HOST:PORT" '$rc == 0 && $out == "ticket $first_id created=false"*'
 
 file --server "$addr" --external-ref PY-T2 --node lixia/nowhere
-expect "a bad field is INVALID_ARGUMENT naming the field, exit 1" '$rc == 1 && -z $out && $err == *"INVALID_ARGUMENT: node:"*"lixia/nowhere"*'
+expect "a bad field is INVALID_ARGUMENT naming the field, exit 1" '$rc == 1 && -z $out && $err == *"INVALID_ARGUMENT: "*node*"lixia/nowhere"*'
 
 file --server 127.0.0.1:1 --retries 0 --timeout 5
 expect "no service: UNAVAILABLE, exit 1" '$rc == 1 && $err == *UNAVAILABLE*'
 
 # A service that requires tokens.
 start auth --auth required
-token=$("$bin" token create --role intake --scope lixia/jiefanglu --expires 1d --database-url "$db" 2>"$work/token.stderr")
+if ! token=$("$bin" token create --role intake --scope lixia/jiefanglu --expires 1d --database-url "$db" 2>"$work/token.stderr"); then
+  cat "$work/token.stderr" >&2
+  exit 1
+fi
 
 file --server "$addr" --external-ref PY-A1
 expect "no token: UNAUTHENTICATED, exit 1" '$rc == 1 && -z $out && $err == *UNAUTHENTICATED*'
