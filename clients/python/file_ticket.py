@@ -111,7 +111,8 @@ def build_request(args):
         request.level_hint = ticket_pb2.Level.Value(args.level_hint)
     if args.occurred_at:
         try:
-            when = datetime.datetime.fromisoformat(args.occurred_at)
+            # Python before 3.11 does not read a trailing Z.
+            when = datetime.datetime.fromisoformat(args.occurred_at.replace("Z", "+00:00"))
         except ValueError:
             raise SystemExit(f"file_ticket.py: --occurred-at {args.occurred_at!r} is not an RFC 3339 time")
         if when.tzinfo is None:
