@@ -17,6 +17,7 @@ use doorstep_engine::report::{
 };
 use doorstep_engine::{Engine, Principal};
 use doorstep_proto::v1 as w;
+use tonic::metadata::{Ascii, MetadataValue};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum ReportCommand {
@@ -50,9 +51,13 @@ pub(crate) struct SlaArgs {
     /// sqlite://PATH or postgres://... [default: sqlite://doorstep.db].
     #[arg(long, env = "DOORSTEP_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    /// Ask a running service instead of the database, e.g. http://127.0.0.1:50051.
-    #[arg(long, value_name = "URL", conflicts_with = "database_url")]
+    /// Ask a running service instead of the database: HOST:PORT (e.g. 127.0.0.1:50051) or a URL.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "database_url")]
     server: Option<String>,
+    /// The bearer token for --server (a reporter, supervisor or admin token); needed where the service
+    /// runs with --auth required.
+    #[arg(long, env = "DOORSTEP_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -98,18 +103,99 @@ fn parse_by(by: Option<&str>, period: Option<&str>) -> Result<ReportBy> {
 /// Where the figures come from.
 enum Source {
     Database(Arc<Engine>),
-    Server(tonic::transport::Channel),
+    Server(Server),
+}
+
+/// A running service and the credentials every call to it carries.
+struct Server {
+    channel: tonic::transport::Channel,
+    /// `Bearer <token>`, when a token was given.
+    authorization: Option<MetadataValue<Ascii>>,
+}
+
+impl Server {
+    /// `message` with the token attached.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(value) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        request
+    }
+
+    /// The server's refusal as one line: the gRPC code, its message, and what to do about a missing
+    /// token.
+    fn refused(&self, status: &tonic::Status) -> anyhow::Error {
+        let hint = match status.code() {
+            tonic::Code::Unauthenticated if self.authorization.is_none() => {
+                " (pass --token or set DOORSTEP_TOKEN)"
+            }
+            _ => "",
+        };
+        anyhow!(
+            "the server answered {}: {}{hint}",
+            code_name(status.code()),
+            status.message()
+        )
+    }
+}
+
+/// The gRPC name of a status code, as other gRPC tools print it (`UNAUTHENTICATED`).
+fn code_name(code: tonic::Code) -> String {
+    let mut name = String::new();
+    for (i, c) in format!("{code:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
+}
+
+/// `--server` as an endpoint URI: HOST:PORT is plain HTTP/2, as gRPC clients take it; a URL is used as
+/// given.
+fn server_uri(server: &str) -> String {
+    let server = server.trim();
+    if server.contains("://") {
+        server.to_owned()
+    } else {
+        format!("http://{server}")
+    }
 }
 
 impl Source {
     async fn open(args: &SlaArgs) -> Result<Source> {
-        if let Some(url) = &args.server {
-            let channel = tonic::transport::Endpoint::from_shared(url.clone())
-                .map_err(|_| anyhow!("invalid server URL {url:?} for --server (expected e.g. http://127.0.0.1:50051)"))?
+        if let Some(server) = &args.server {
+            let endpoint = tonic::transport::Endpoint::from_shared(server_uri(server))
+                .ok()
+                // Without a scheme the port is required: "localhost" alone is a mistake, not port 80.
+                .filter(|e| {
+                    e.uri().host().is_some() && (server.contains("://") || e.uri().port().is_some())
+                })
+                .ok_or_else(|| {
+                    anyhow!(
+                        "invalid value {server:?} for --server (expected HOST:PORT, e.g. 127.0.0.1:50051)"
+                    )
+                })?;
+            let authorization = match args.token.as_deref().map(str::trim) {
+                None | Some("") => None,
+                // The token is a secret: the error does not repeat it.
+                Some(token) => Some(
+                    format!("Bearer {token}")
+                        .parse()
+                        .map_err(|_| anyhow!("invalid value for --token (not a dst_… token)"))?,
+                ),
+            };
+            let channel = endpoint
                 .connect()
                 .await
-                .with_context(|| format!("cannot reach the server at {url}"))?;
-            return Ok(Source::Server(channel));
+                .with_context(|| format!("cannot reach the server at {server}"))?;
+            return Ok(Source::Server(Server {
+                channel,
+                authorization,
+            }));
         }
         let url = args
             .database_url
@@ -121,12 +207,13 @@ impl Source {
     async fn time_zone(&self) -> Result<Tz> {
         match self {
             Source::Database(engine) => Ok(engine.policy(0).await?.time_zone),
-            Source::Server(channel) => {
-                let mut admin = w::admin_service_client::AdminServiceClient::new(channel.clone());
+            Source::Server(server) => {
+                let mut admin =
+                    w::admin_service_client::AdminServiceClient::new(server.channel.clone());
                 let policy = admin
-                    .get_policy(w::GetPolicyRequest { version: 0 })
+                    .get_policy(server.request(w::GetPolicyRequest { version: 0 }))
                     .await
-                    .map_err(|s| anyhow!("server: {}", s.message()))?
+                    .map_err(|s| server.refused(&s))?
                     .into_inner();
                 Ok(Policy::from_toml(&policy.toml)
                     .context("the server's current policy")?
@@ -138,9 +225,9 @@ impl Source {
     async fn report(&self, request: &SlaReportRequest) -> Result<SlaReport> {
         match self {
             Source::Database(engine) => Ok(engine.sla_report(&Principal::local(), request).await?),
-            Source::Server(channel) => {
+            Source::Server(server) => {
                 let mut client =
-                    w::report_service_client::ReportServiceClient::new(channel.clone());
+                    w::report_service_client::ReportServiceClient::new(server.channel.clone());
                 let ts = |t: DateTime<Utc>| Some(doorstep_server::convert::timestamp(t));
                 let (group_by, period) = match request.by {
                     ReportBy::Whole => (w::GroupBy::Unspecified, w::Period::Unspecified),
@@ -158,15 +245,15 @@ impl Source {
                     ),
                 };
                 let report = client
-                    .get_sla_report(w::SlaReportRequest {
+                    .get_sla_report(server.request(w::SlaReportRequest {
                         node: request.node.to_string(),
                         from: ts(request.from),
                         to: ts(request.to),
                         group_by: group_by as i32,
                         period: period as i32,
-                    })
+                    }))
                     .await
-                    .map_err(|s| anyhow!("server: {}", s.message()))?
+                    .map_err(|s| server.refused(&s))?
                     .into_inner();
                 doorstep_server::report_service::report_from_wire(&report).context("server")
             }
