@@ -202,7 +202,7 @@ async fn run_writer(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Messag
     let mut others = Vec::new();
     while let Some(message) = queue.recv().await {
         match message {
-            Message::Write(job) => job.answer(Err(CLOSED.to_owned())),
+            Message::Write(job) => job.answer(Err(StoreError::Unavailable(CLOSED.into()))),
             Message::Close(reply) => others.push(reply),
         }
     }
