@@ -104,7 +104,11 @@ impl Gate {
         let principal = match self.authenticate(request.metadata()).await {
             Ok(principal) => principal,
             Err(e) => {
-                if let Some(peer) = &peer {
+                // Only a refused credential is a failed authentication: a lookup the database could
+                // not answer is the service's failure, and the client retrying it is no guesser.
+                if let Some(peer) = &peer
+                    && e.kind() == doorstep_engine::ErrorKind::Unauthenticated
+                {
                     self.buckets.take(peer);
                 }
                 return Err(to_status(e));
