@@ -87,4 +87,122 @@ impl Intake {
         }
         Ok(self)
     }
+
+    /// The fields in which `other`, a request for the same source and external reference, asks for
+    /// something else than this one: named as the API names them, in the API's order, empty when it
+    /// is the same request. Free text is compared as [`Intake::validated`] leaves it (trimmed), so
+    /// either side may be unvalidated. Attachments are compared as a set: their order is the
+    /// sender's, not the resident's. The values are never part of the answer, so that a caller's
+    /// name or phone does not end up in an error message or a log line.
+    pub fn differences(&self, other: &Intake) -> Vec<&'static str> {
+        let text = |a: &str, b: &str| a.trim() != b.trim();
+        fn urls(list: &[String]) -> Vec<&str> {
+            let mut sorted: Vec<&str> = list.iter().map(String::as_str).collect();
+            sorted.sort_unstable();
+            sorted
+        }
+        [
+            ("caller.name", text(&self.caller.name, &other.caller.name)),
+            (
+                "caller.phone",
+                text(&self.caller.phone, &other.caller.phone),
+            ),
+            (
+                "caller.confidential",
+                self.caller.confidential != other.caller.confidential,
+            ),
+            ("category", self.category != other.category),
+            ("content", text(&self.content, &other.content)),
+            ("address", text(&self.address, &other.address)),
+            ("node", self.node != other.node),
+            ("occurred_at", self.occurred_at != other.occurred_at),
+            (
+                "attachment_urls",
+                urls(&self.attachment_urls) != urls(&other.attachment_urls),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(field, differs)| differs.then_some(field))
+        .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn intake() -> Intake {
+        Intake {
+            source: Channel::Hotline12345,
+            external_ref: "SD-1".into(),
+            caller: Caller {
+                name: "张女士".into(),
+                phone: "13800000000".into(),
+                confidential: false,
+            },
+            category: Category::parse("lighting.stairwell").unwrap(),
+            content: "楼道灯不亮".into(),
+            address: "3号楼".into(),
+            node: NodeCode::parse("lixia/jiefanglu").unwrap(),
+            occurred_at: Some(Utc.with_ymd_and_hms(2026, 3, 2, 8, 0, 0).unwrap()),
+            attachment_urls: vec![
+                "https://a.example/1.jpg".into(),
+                "https://a.example/2.jpg".into(),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_same_request_differs_in_nothing_whitespace_and_attachment_order_included() {
+        let registered = intake().validated().unwrap();
+        let mut retry = intake();
+        retry.content = "  楼道灯不亮\n".into();
+        retry.caller.name = " 张女士".into();
+        retry.attachment_urls.reverse();
+        assert_eq!(registered.differences(&retry), Vec::<&str>::new());
+        assert_eq!(
+            registered.differences(&retry.validated().unwrap()),
+            Vec::<&str>::new()
+        );
+    }
+
+    #[test]
+    fn every_field_the_resident_asked_is_named_when_it_differs() {
+        let registered = intake();
+        let mut other = intake();
+        other.caller = Caller {
+            name: "李先生".into(),
+            phone: "13900000000".into(),
+            confidential: true,
+        };
+        other.category = Category::parse("water.supply").unwrap();
+        other.content = "漏水".into();
+        other.address = "".into();
+        other.node = NodeCode::parse("lixia/jiefanglu/jiefangqiao").unwrap();
+        other.occurred_at = None;
+        other.attachment_urls.pop();
+        // Not what the resident asked: the key itself is the same by construction.
+        other.external_ref = "SD-1 ".into();
+        assert_eq!(
+            registered.differences(&other),
+            [
+                "caller.name",
+                "caller.phone",
+                "caller.confidential",
+                "category",
+                "content",
+                "address",
+                "node",
+                "occurred_at",
+                "attachment_urls",
+            ]
+        );
+        let mut later = intake();
+        later.occurred_at = later
+            .occurred_at
+            .map(|t| t + chrono::Duration::nanoseconds(1));
+        assert_eq!(registered.differences(&later), ["occurred_at"]);
+    }
 }

@@ -215,7 +215,10 @@ impl Engine {
     }
 
     /// Intake: registers a ticket (idempotent on source and external reference) and dispatches it
-    /// through the dispatch catalogue. Returns the ticket and whether it is new.
+    /// through the dispatch catalogue. Returns the ticket and whether it is new. A reference already
+    /// registered for a different request is refused ([`Error::AlreadyExists`]); when concurrent
+    /// requests race for one reference, the store's key picks the one registered and every other is
+    /// compared with it.
     pub async fn create_ticket(
         &self,
         principal: &Principal,
@@ -248,7 +251,7 @@ impl Engine {
             .ticket_by_ref(intake.source, &intake.external_ref)
             .await?
         {
-            return self.existing_for(principal, existing).await;
+            return self.existing_for(principal, existing, &intake).await;
         }
         let level = level_hint.unwrap_or(route.entry.default_level);
         let policy = self.policy(shared.current_policy).await?;
@@ -298,7 +301,11 @@ impl Engine {
                 tracing::info!(ticket = %ticket.id, level = %ticket.level, node = %ticket.intake.node, "ticket registered");
                 Ok((ticket, true))
             }
-            Created::Existing(existing) => self.existing_for(principal, *existing).await,
+            // Another request registered the reference first: this one is compared with it.
+            Created::Existing(existing) => {
+                self.existing_for(principal, *existing, &ticket.intake)
+                    .await
+            }
         }
     }
 

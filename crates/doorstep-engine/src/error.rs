@@ -19,6 +19,10 @@ pub enum Error {
     /// The ticket moved on since the caller read it.
     #[error("{0}")]
     Conflict(String),
+    /// Intake's source and external reference are registered already, for a request that asked for
+    /// something else: the message names that ticket and the fields that differ.
+    #[error("{0}")]
+    AlreadyExists(String),
     /// The caller's role or jurisdiction does not allow it.
     #[error("{0}")]
     Forbidden(String),
@@ -45,6 +49,7 @@ pub enum ErrorKind {
     NotFound,
     NotApplicable,
     Conflict,
+    AlreadyExists,
     Forbidden,
     Unauthenticated,
     RateLimited,
@@ -74,6 +79,7 @@ impl Error {
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::NotApplicable(_) => ErrorKind::NotApplicable,
             Error::Conflict(_) => ErrorKind::Conflict,
+            Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
             Error::Forbidden(_) => ErrorKind::Forbidden,
             Error::Unauthenticated(_) => ErrorKind::Unauthenticated,
             Error::RateLimited(_) => ErrorKind::RateLimited,

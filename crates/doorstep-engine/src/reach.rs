@@ -1,7 +1,7 @@
 //! Which tickets a principal reaches, what it sees of their callers, and the audit log of every read of
 //! unmasked personal data.
 
-use doorstep_domain::{Caller, Command, Ticket, TicketId};
+use doorstep_domain::{Caller, Command, Intake, Ticket, TicketId};
 use doorstep_store::{AuditEntry, AuditQuery, StoredEvent};
 
 use crate::access::{CallerView, Role, Rpc, caller_view};
@@ -26,16 +26,37 @@ impl Engine {
         })
     }
 
-    /// Intake's retry finds the ticket already registered: answered only to a principal that reaches it.
+    /// Intake's source and external reference name a ticket already registered: answered only to a
+    /// principal that reaches it, and only when `asked` is the request that ticket was registered
+    /// with (a retry); a request that asks for something else is refused, naming the ticket and the
+    /// differing fields but none of their values.
     pub(crate) async fn existing_for(
         &self,
         principal: &Principal,
         existing: Ticket,
+        asked: &Intake,
     ) -> Result<(Ticket, bool), Error> {
         if !self.may_see(principal, &existing).await? {
             return Err(Error::Forbidden(
                 "this source and external_ref were registered by another principal".into(),
             ));
+        }
+        let differs = existing.intake.differences(asked);
+        if !differs.is_empty() {
+            tracing::info!(
+                ticket = %existing.id,
+                source = %asked.source,
+                differs = %differs.join(", "),
+                "intake refused: the external reference is registered for another request"
+            );
+            return Err(Error::AlreadyExists(format!(
+                "source {} and external_ref {:?} are registered already, as ticket {}, for a \
+                 request that differs in {}: file a different request under its own external_ref",
+                asked.source,
+                asked.external_ref,
+                existing.id,
+                differs.join(", ")
+            )));
         }
         Ok((existing, false))
     }
@@ -153,9 +174,10 @@ impl Engine {
     }
 
     /// How the principal sees the caller of the ticket its own intake request was answered with. A
-    /// reply that shows back exactly the name and phone the request carried discloses nothing the
-    /// caller did not send, so it is not audited; any other caller (a retry whose reference found a
-    /// ticket filed with another caller) is disclosed through [`Engine::disclose`], audited as usual.
+    /// reply that shows back the name and phone the request carried (as intake trims them) discloses
+    /// nothing the caller did not send, so it is not audited. Intake refuses a request whose
+    /// reference names a ticket filed with another caller, so any other caller is a fault; it would
+    /// still be disclosed only through [`Engine::disclose`], audited as usual.
     pub async fn disclose_to_sender(
         &self,
         principal: &Principal,
@@ -164,7 +186,7 @@ impl Engine {
         sent: &Caller,
     ) -> Result<CallerView, Error> {
         let stored = &ticket.intake.caller;
-        if stored.name == sent.name && stored.phone == sent.phone {
+        if stored.name == sent.name.trim() && stored.phone == sent.phone.trim() {
             return Ok(caller_view(principal, stored.confidential));
         }
         let mut views = self.disclose(principal, rpc, &[ticket]).await?;

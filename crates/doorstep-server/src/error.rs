@@ -55,6 +55,7 @@ fn code(kind: ErrorKind) -> Code {
         ErrorKind::NotFound => Code::NotFound,
         ErrorKind::NotApplicable => Code::FailedPrecondition,
         ErrorKind::Conflict => Code::Aborted,
+        ErrorKind::AlreadyExists => Code::AlreadyExists,
         ErrorKind::Forbidden => Code::PermissionDenied,
         ErrorKind::Unauthenticated => Code::Unauthenticated,
         ErrorKind::RateLimited => Code::ResourceExhausted,

@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use doorstep_domain::ids::{MAX_CODE_LEN, optional_text};
 use doorstep_domain::{Command, TicketId};
 use doorstep_proto::v1 as w;
 use doorstep_proto::v1::ticket_service_server::TicketService;
@@ -229,6 +230,16 @@ impl TicketService for Tickets {
             unit: match req.unit.trim() {
                 "" => None,
                 unit => Some(convert::unit("unit", unit).map_err(to_status)?),
+            },
+            external_ref: match optional_text("external_ref", &req.external_ref, MAX_CODE_LEN)
+                .map_err(|e| to_status(e.into()))?
+            {
+                external_ref if external_ref.is_empty() => None,
+                external_ref => Some(external_ref),
+            },
+            source: match req.source {
+                0 => None,
+                source => Some(convert::channel("source", source).map_err(to_status)?),
             },
             overdue_at: None,
             due_before: convert::instant("due_before", req.due_before.as_ref())

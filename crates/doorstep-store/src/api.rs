@@ -58,6 +58,10 @@ pub struct TicketQuery {
     pub levels: Vec<Level>,
     /// Lead unit or co-handler.
     pub unit: Option<UnitCode>,
+    /// Only the tickets filed under this source system's own number (exactly).
+    pub external_ref: Option<String>,
+    /// Only the tickets that came in through this channel.
+    pub source: Option<Channel>,
     /// Only tickets whose resolve deadline has passed at this instant (and still running).
     pub overdue_at: Option<DateTime<Utc>>,
     /// Only tickets whose resolve deadline is before this instant.

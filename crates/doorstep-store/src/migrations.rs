@@ -49,6 +49,11 @@ const SQLITE: &[Embedded] = &[
         "a configuration version every process polls",
         include_str!("../../../migrations/sqlite/0007_config_version.sql"),
     ),
+    (
+        9,
+        "look-up by the source system's own number",
+        include_str!("../../../migrations/sqlite/0009_external_ref_lookup.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -86,6 +91,11 @@ const POSTGRES: &[Embedded] = &[
         7,
         "a configuration version every process polls",
         include_str!("../../../migrations/postgres/0007_config_version.sql"),
+    ),
+    (
+        9,
+        "look-up by the source system's own number",
+        include_str!("../../../migrations/postgres/0009_external_ref_lookup.sql"),
     ),
 ];
 

@@ -342,6 +342,14 @@ pub(crate) fn list_sql(query: &crate::TicketQuery, ticket_column: &str) -> Resul
             " AND EXISTS (SELECT 1 FROM ticket_units u WHERE u.unit = {unit} AND u.ticket_id = t.id)"
         );
     }
+    if let Some(external_ref) = &query.external_ref {
+        let external_ref = arg(&mut args, Arg::Text(external_ref.clone()));
+        let _ = write!(sql, " AND t.external_ref = {external_ref}");
+    }
+    if let Some(source) = query.source {
+        let source = arg(&mut args, Arg::Text(source.as_str().to_owned()));
+        let _ = write!(sql, " AND t.source = {source}");
+    }
     if let Some(now) = query.overdue_at {
         let now = arg(&mut args, Arg::Int(millis(now)));
         let _ = write!(sql, " AND t.resolve_due_at <= {now}");

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use doorstep_domain::{Command, Level, Status, Ticket, TicketId};
+use doorstep_domain::{Change, Channel, Command, Level, Status, Ticket, TicketId};
 use doorstep_store::testing::TestDb;
-use doorstep_store::{StoreError, StoredEvent, TicketQuery};
+use doorstep_store::{Created, NewTicket, StoreError, StoredEvent, TicketQuery};
 
 use crate::world::{
     C1, S1, S2, World, Y1, Y2, Y3, assert_increasing, file, hours, ids, run, t0, unit, urge,
@@ -13,6 +13,7 @@ use crate::world::{
 
 doorstep_store::both_backends!(
     lists_filter_by_subtree_status_level_unit_and_deadline,
+    lists_find_a_work_order_number_by_source,
     pages_stay_stable_while_tickets_arrive,
     events_after_follows_seq_order_and_subtrees,
     events_with_paths_after_carry_each_tickets_node_path,
@@ -32,6 +33,11 @@ fn expected(all: &[(Ticket, String)], query: &TicketQuery) -> Vec<String> {
                 && query.unit.as_ref().is_none_or(|u| {
                     t.lead_unit.as_ref() == Some(u) || t.co_handlers.iter().any(|c| &c.unit == u)
                 })
+                && query
+                    .external_ref
+                    .as_ref()
+                    .is_none_or(|r| &t.intake.external_ref == r)
+                && query.source.is_none_or(|s| t.intake.source == s)
                 && query.overdue_at.is_none_or(|now| t.is_overdue(now))
                 && query
                     .due_before
@@ -185,6 +191,18 @@ async fn lists_filter_by_subtree_status_level_unit_and_deadline(db: TestDb) {
             q.subtree = Some(world.path(S1));
             q.statuses = vec![Status::New, Status::Dispatched, Status::Cancelled];
         }),
+        query(&|q| q.external_ref = Some("REF-c".into())),
+        query(&|q| {
+            q.external_ref = Some("REF-d".into());
+            q.source = Some(Channel::Hotline12345);
+            q.statuses = vec![Status::Resolved];
+        }),
+        query(&|q| {
+            q.external_ref = Some("REF-d".into());
+            q.subtree = Some(world.path(S2));
+        }),
+        query(&|q| q.source = Some(Channel::Hotline12345)),
+        query(&|q| q.source = Some(Channel::Wechat)),
     ];
     for q in &queries {
         let page = store.list_tickets(q).await.unwrap();
@@ -194,6 +212,10 @@ async fn lists_filter_by_subtree_status_level_unit_and_deadline(db: TestDb) {
     // Sanity of the model itself: the filters select something and not everything.
     assert_eq!(expected(&all, &queries[11]), vec!["c", "e"]);
     assert_eq!(expected(&all, &queries[13]), vec!["e"]);
+    assert_eq!(expected(&all, &queries[19]), vec!["c"]);
+    assert_eq!(expected(&all, &queries[20]), vec!["d"]);
+    assert!(expected(&all, &queries[21]).is_empty());
+    assert_eq!(expected(&all, &queries[22]).len(), all.len());
 
     // Pages of 3 over 7 tickets.
     let mut seen = Vec::new();
@@ -225,6 +247,111 @@ async fn lists_filter_by_subtree_status_level_unit_and_deadline(db: TestDb) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+}
+
+/// Tickets of several channels, some sharing the source system's number: a number finds each
+/// ticket filed under it, a source narrows it to that channel's, and the other filters still apply.
+async fn lists_find_a_work_order_number_by_source(db: TestDb) {
+    let world = World::new();
+    let store = db.open().await;
+    let s = &*store;
+    let filed = [
+        ("h7", Channel::Hotline12345, "WO-7", Y1),
+        ("w7", Channel::Wechat, "WO-7", Y3),
+        ("g7", Channel::GridPatrol, "WO-7", Y2),
+        ("h8", Channel::Hotline12345, "WO-8", Y1),
+        ("w70", Channel::Wechat, "WO-70", Y1),
+    ];
+    let mut all = Vec::new();
+    for (id, source, external_ref, node) in filed {
+        let (mut ticket, mut events) = world.register(id, external_ref, node, Level::Routine, t0());
+        // The world files through the hotline; these came in elsewhere.
+        ticket.intake.source = source;
+        if let Change::Created { intake, .. } = &mut events[0].change {
+            intake.source = source;
+        }
+        let created = s
+            .create_ticket(NewTicket {
+                ticket: &ticket,
+                events: &events,
+                node_path: &world.path(node),
+            })
+            .await
+            .unwrap();
+        assert!(matches!(created, Created::New(_)), "{created:?}");
+        all.push((ticket, world.path(node)));
+    }
+    let h7 = &all[0].0;
+    let h7 = run(s, &world, h7, urge("hurry"), t0()).await;
+    all[0].0 = h7;
+
+    let query = |external_ref: &str, source: Option<Channel>| TicketQuery {
+        external_ref: Some(external_ref.into()),
+        source,
+        limit: 100,
+        ..TicketQuery::default()
+    };
+    let cases = [
+        (query("WO-7", None), vec!["h7", "w7", "g7"]),
+        (query("WO-7", Some(Channel::Wechat)), vec!["w7"]),
+        (query("WO-7", Some(Channel::Hotline12345)), vec!["h7"]),
+        (query("WO-7", Some(Channel::Web)), vec![]),
+        (query("WO-8", None), vec!["h8"]),
+        (query("WO-70", None), vec!["w70"]),
+        // Exactly the number: no prefix, no case folding.
+        (query("WO", None), vec![]),
+        (query("wo-7", None), vec![]),
+        (
+            TicketQuery {
+                subtree: Some(world.path(S1)),
+                ..query("WO-7", None)
+            },
+            vec!["h7", "g7"],
+        ),
+        (
+            TicketQuery {
+                source: Some(Channel::Wechat),
+                limit: 100,
+                ..TicketQuery::default()
+            },
+            vec!["w7", "w70"],
+        ),
+    ];
+    for (q, want) in &cases {
+        let page = store.list_tickets(q).await.unwrap();
+        assert_eq!(ids(&page.tickets), *want, "{q:?}");
+        assert_eq!(
+            ids(&page.tickets),
+            expected(&all, q),
+            "the model agrees: {q:?}"
+        );
+        assert_eq!(page.next, None);
+    }
+    // The list answers the ticket as it is now, not as it was filed.
+    let page = store
+        .list_tickets(&query("WO-7", Some(Channel::Hotline12345)))
+        .await
+        .unwrap();
+    assert_eq!(page.tickets[0].version, all[0].0.version);
+
+    // A page of one over a shared number.
+    let first = store
+        .list_tickets(&TicketQuery {
+            limit: 1,
+            ..query("WO-7", None)
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&first.tickets), vec!["h7"]);
+    let rest = store
+        .list_tickets(&TicketQuery {
+            after: first.next,
+            limit: 10,
+            ..query("WO-7", None)
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest.tickets), vec!["w7", "g7"]);
 }
 
 async fn pages_stay_stable_while_tickets_arrive(db: TestDb) {
