@@ -238,6 +238,8 @@ async fn call(
                 token,
                 w::ListTicketsRequest {
                     node: target.node.clone(),
+                    // Intake may only look up by work-order number; the others may too.
+                    external_ref: tk.external_ref.clone(),
                     ..Default::default()
                 },
             ))

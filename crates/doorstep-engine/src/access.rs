@@ -125,7 +125,8 @@ const TABLE: &[(Rpc, &[Role])] = &[
     (Rpc::CreateTicket, &[I, D, A]),
     (Rpc::GetTicket, &[I, D, U, S, A]),
     (Rpc::GetTimeline, &[I, D, U, S, A]),
-    (Rpc::ListTickets, &[D, U, S, A]),
+    // Intake only looks its own tickets up by work-order number (see `Engine::list_tickets`).
+    (Rpc::ListTickets, &[I, D, U, S, A]),
     (Rpc::WatchEvents, &[D, U, S, A]),
     (Rpc::DispatchTicket, &[D, A]),
     (Rpc::AcknowledgeTicket, &[U, A]),
