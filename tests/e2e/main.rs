@@ -4,6 +4,7 @@
 mod harness;
 mod report;
 mod security;
+mod stale_versions;
 mod watch;
 
 use std::collections::BTreeSet;
