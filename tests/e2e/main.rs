@@ -5,6 +5,7 @@ mod harness;
 mod intake;
 mod report;
 mod security;
+mod stale_versions;
 mod status;
 mod watch;
 

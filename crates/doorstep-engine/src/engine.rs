@@ -341,8 +341,15 @@ impl Engine {
         Ok((ticket, history, explanations))
     }
 
-    /// One action on one ticket: validated, decided by the domain, committed if the ticket is still at
-    /// `version`.
+    /// One action on one ticket: validated, decided by the domain on the ticket as it is now, and
+    /// committed unless another writer got there first.
+    ///
+    /// `version` is the version the caller last read. When the ticket moved on since, the action
+    /// still goes ahead if everything recorded since came from the scheduler and changed nothing the
+    /// action depends on (see [`Command::conflicts_with`]); otherwise it is a conflict. A commit that
+    /// loses a race is tried once more on the ticket as it then is, under the same rule: the other
+    /// writer is most often the scheduler firing a timer, which must not abort a person's action. A
+    /// second lost race is a conflict: the ticket is busy, and the caller had better read it again.
     pub async fn act(
         &self,
         principal: &Principal,
@@ -350,20 +357,35 @@ impl Engine {
         version: i64,
         action: Action,
     ) -> Result<Ticket, Error> {
-        let ticket = self.ticket_for_action(principal, id).await?;
-        if let Action::Command(command) = &action {
-            Self::check_acting_unit(principal, command)?;
+        if let Some(next) = self.act_once(principal, id, version, &action).await? {
+            return Ok(next);
         }
-        if version != ticket.version {
-            return Err(Error::Conflict(format!(
-                "ticket {id} is at version {}, not {version}: reload it and try again",
-                ticket.version
-            )));
+        self.act_once(principal, id, version, &action)
+            .await?
+            .ok_or_else(|| {
+                Error::Conflict(format!(
+                    "ticket {id} changed while the action was being recorded: reload it and try again"
+                ))
+            })
+    }
+
+    /// One attempt at [`Engine::act`]: the ticket after the action, or `None` when another writer
+    /// committed between this read and this commit.
+    async fn act_once(
+        &self,
+        principal: &Principal,
+        id: &TicketId,
+        version: i64,
+        action: &Action,
+    ) -> Result<Option<Ticket>, Error> {
+        let ticket = self.ticket_for_action(principal, id).await?;
+        if let Action::Command(command) = action {
+            Self::check_acting_unit(principal, command)?;
         }
         let shared = self.shared();
         let district = &shared.district;
         let policy = self.policy(ticket.policy_version).await?;
-        let command = match action {
+        let command = match action.clone() {
             Action::DispatchByCatalogue { reason } => {
                 let route = district.route(&ticket.intake.category, &ticket.intake.node);
                 let unit = route.map(|r| r.lead_unit.code.clone()).ok_or_else(|| {
@@ -379,6 +401,10 @@ impl Engine {
             }
             Action::Command(command) => self.with_context(command, &ticket, district, &policy)?,
         };
+        if version != ticket.version {
+            self.check_recorded_since(&ticket, version, &command)
+                .await?;
+        }
         let actor = Actor::new(principal.name.clone());
         let ctx = Context {
             now: self.clock.now(),
@@ -387,8 +413,47 @@ impl Engine {
             calendar: &shared.calendar,
         };
         let (next, events) = ticket.handle(&command, &ctx)?;
-        self.commit(&ticket, &next, &events).await?;
-        Ok(next)
+        match self.commit(&ticket, &next, &events).await {
+            Ok(()) => Ok(Some(next)),
+            Err(Error::Conflict(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// For an action sent with `version` while the ticket is at a later one: a conflict unless
+    /// nothing recorded in between conflicts with `command`.
+    async fn check_recorded_since(
+        &self,
+        ticket: &Ticket,
+        version: i64,
+        command: &Command,
+    ) -> Result<(), Error> {
+        let stale = || {
+            Error::Conflict(format!(
+                "ticket {} is at version {}, not {version}: reload it and try again",
+                ticket.id, ticket.version
+            ))
+        };
+        let (Ok(from), Ok(to)) = (usize::try_from(version), usize::try_from(ticket.version)) else {
+            return Err(stale());
+        };
+        if from == 0 || from > to {
+            return Err(stale());
+        }
+        let history = self.store.history(&ticket.id).await?;
+        // Every event bumps the version by one: the event at index i produced version i + 1.
+        let since = history.get(from..to).ok_or_else(stale)?;
+        if since.iter().any(|e| command.conflicts_with(&e.event)) {
+            return Err(stale());
+        }
+        tracing::debug!(
+            ticket = %ticket.id,
+            read = version,
+            current = ticket.version,
+            action = command.action(),
+            "stale action goes ahead: nothing recorded since it was read conflicts with it"
+        );
+        Ok(())
     }
 
     /// Persists an action's events; the reply goes out only after this returns.

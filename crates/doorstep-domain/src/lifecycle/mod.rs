@@ -7,8 +7,10 @@
 //! - `side_paths`: everything off that path: the clock stopped and extended, the ladder climbed or
 //!   changed by hand, urging, supervision, notes, merge and cancel;
 //! - `timers`: what a fired warning or deadline does;
-//! - `retime`: running clocks moved by a calendar change or a newer policy.
+//! - `retime`: running clocks moved by a calendar change or a newer policy;
+//! - `conflicts`: which events recorded since a caller read the ticket conflict with its action.
 
+mod conflicts;
 mod retime;
 mod side_paths;
 mod timers;
