@@ -49,6 +49,11 @@ const SQLITE: &[Embedded] = &[
         "a configuration version every process polls",
         include_str!("../../../migrations/sqlite/0007_config_version.sql"),
     ),
+    (
+        8,
+        "red cards: tickets that breached a deadline",
+        include_str!("../../../migrations/sqlite/0008_breached.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -86,6 +91,11 @@ const POSTGRES: &[Embedded] = &[
         7,
         "a configuration version every process polls",
         include_str!("../../../migrations/postgres/0007_config_version.sql"),
+    ),
+    (
+        8,
+        "red cards: tickets that breached a deadline",
+        include_str!("../../../migrations/postgres/0008_breached.sql"),
     ),
 ];
 
@@ -215,8 +225,8 @@ mod tests {
                 .is_ok()
         );
         assert!(matches!(
-            Backend::Postgres.check_not_newer(&BTreeSet::from([1, 8])),
-            Err(StoreError::TooNew(8))
+            Backend::Postgres.check_not_newer(&BTreeSet::from([1, 99])),
+            Err(StoreError::TooNew(99))
         ));
         assert_eq!(Backend::Sqlite.migrator().iter().count(), SQLITE.len());
     }
