@@ -866,7 +866,10 @@ fn a_missed_major_risk_review_shows_a_red_card() {
     );
     assert_eq!(h.last().unwrap().change.kind(), "REVIEW_MISSED");
     assert!(t.is_breached());
-    assert!(!t.is_overdue(review.due_at), "MAJOR_RISK has no resolve clock");
+    assert!(
+        !t.is_overdue(review.due_at),
+        "MAJOR_RISK has no resolve clock"
+    );
     let t = w.run(
         &t,
         &mut h,
