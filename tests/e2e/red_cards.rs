@@ -195,7 +195,7 @@ async fn a_breached_ticket_shows_a_red_card_until_it_is_resolved(desk: Desk) {
     assert!(now.overdue && !now.breached, "{now:?}");
     assert_eq!(
         listed(&mut c, |r| r.overdue_only = true).await,
-        [t.id.clone()]
+        [t.id.as_str()]
     );
     assert!(listed(&mut c, |r| r.breached_only = true).await.is_empty());
     assert_eq!(counted(&desk).await, (1, 0));
@@ -207,7 +207,7 @@ async fn a_breached_ticket_shows_a_red_card_until_it_is_resolved(desk: Desk) {
     assert!(t.breached && !t.overdue, "{t:?}");
     assert_eq!(
         listed(&mut c, |r| r.breached_only = true).await,
-        [t.id.clone()]
+        [t.id.as_str()]
     );
     assert!(listed(&mut c, |r| r.overdue_only = true).await.is_empty());
     assert_eq!(
