@@ -146,11 +146,20 @@ async fn report_sla_in_every_format_from_the_database_and_from_a_server() {
     let row: Vec<&str> = lines[3].split_whitespace().collect();
     assert_eq!(row[..3], ["lixia", "3", "0"], "{table}");
     assert_eq!(row[4], "-", "no resolution: no on-time rate: {table}");
+    // Cells are right-aligned under their header: the red-card count ends where "breached" does.
+    assert!(lines[1].contains("overdue  breached"), "{table}");
+    let end = lines[1].find("breached").unwrap() + "breached".len();
+    let cell = lines[3][..end].split_whitespace().last();
+    assert_eq!(cell, Some("0"), "no red card: {table}");
 
     let csv = stdout(&with(&["--format", "csv", "--by", "child-node"]));
     let mut csv_lines = csv.lines();
     let header: Vec<&str> = csv_lines.next().unwrap().split(',').collect();
-    assert_eq!(header.len(), 21);
+    assert_eq!(header.len(), 22);
+    assert_eq!(
+        header[21], "breached_now",
+        "new fields come last, as in the proto"
+    );
     assert_eq!(header[..3], ["key", "received", "resolved"]);
     let rows: Vec<Vec<&str>> = csv_lines.map(|l| l.split(',').collect()).collect();
     let jiefanglu = rows.iter().find(|r| r[0] == "lixia/jiefanglu").expect(&csv);
@@ -172,6 +181,7 @@ async fn report_sla_in_every_format_from_the_database_and_from_a_server() {
         3
     );
     assert!(rows[0]["on_time_rate"].is_null(), "NaN is null in JSON");
+    assert_eq!(rows[0]["breached_now"], 0);
 
     // The same figures through the service.
     let server = format!("http://{}", service.addr);

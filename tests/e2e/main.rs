@@ -3,6 +3,7 @@
 
 mod harness;
 mod intake;
+mod red_cards;
 mod report;
 mod security;
 mod stale_versions;

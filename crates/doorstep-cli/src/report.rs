@@ -330,6 +330,7 @@ fn table(node: &NodeCode, from: NaiveDate, to: NaiveDate, report: &SlaReport, tz
         "on time",
         "on-time%",
         "overdue",
+        "breached",
         "escalated",
         "dispatched",
         "ack%",
@@ -352,6 +353,7 @@ fn table(node: &NodeCode, from: NaiveDate, to: NaiveDate, report: &SlaReport, tz
             r.resolved_on_time.to_string(),
             percent(r.on_time_rate),
             r.overdue_now.to_string(),
+            r.breached_now.to_string(),
             r.escalations.to_string(),
             r.dispatched.to_string(),
             percent(r.acknowledge_rate),
@@ -400,7 +402,7 @@ fn table(node: &NodeCode, from: NaiveDate, to: NaiveDate, report: &SlaReport, tz
 }
 
 /// The proto's field names, in its order.
-const FIELDS: [&str; 21] = [
+const FIELDS: [&str; 22] = [
     "key",
     "received",
     "resolved",
@@ -422,6 +424,7 @@ const FIELDS: [&str; 21] = [
     "resolve_seconds_p90",
     "received_year_before",
     "received_change",
+    "breached_now",
 ];
 
 /// A row's values in [`FIELDS`] order: integers, or floats (`None` for NaN).
@@ -455,6 +458,7 @@ fn values(r: &SlaRow) -> Vec<Value> {
         f(r.resolve_seconds_p90),
         Value::Int(r.received_year_before),
         f(r.received_change),
+        Value::Int(r.breached_now),
     ]
 }
 

@@ -10,6 +10,9 @@
 //!   [`Satisfaction::NoAnswer`]).
 //! - **Overdue**: the intervals during which the ticket's running resolve deadline had passed, as
 //!   operations on those intervals ([`OverdueOp`]), so that "overdue at T" holds for any past T.
+//! - **Breached** (red card, 超期): the intervals during which the ticket showed a red card
+//!   ([`Ticket::is_breached`]: a deadline was breached, and the ticket was not resolved, closed,
+//!   cancelled or merged), as the same operations, so that "breached at T" holds for any past T.
 //!
 //! Instants are compared at millisecond precision, as a store keeps them: every instant taken in is
 //! truncated to the millisecond first.
@@ -41,6 +44,10 @@ pub struct SlaFacts {
     pub due_now: Option<DateTime<Utc>>,
     /// start of the open overdue interval
     pub open_since: Option<DateTime<Utc>>,
+    /// A deadline was breached (BREACHED or REVIEW_MISSED), at any time.
+    pub breached: bool,
+    /// start of the open red-card interval
+    pub red_since: Option<DateTime<Utc>>,
 }
 
 /// What a counted event counts as.
@@ -64,8 +71,9 @@ pub struct Mark {
     pub solved: bool,
 }
 
-/// A change to a ticket's overdue intervals. At most one interval is open at a time: the one of the
-/// running resolve deadline.
+/// A change to a ticket's overdue intervals (at most one open at a time: the one of the running resolve
+/// deadline), or to its red-card intervals (at most one open: the one since the breach, or the
+/// reopening).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OverdueOp {
     /// The open interval ends here (it was overdue for a while).
@@ -100,6 +108,8 @@ impl SlaFacts {
             merged_at: None,
             due_now: None,
             open_since: None,
+            breached: false,
+            red_since: None,
         })
     }
 
@@ -190,20 +200,62 @@ impl SlaFacts {
     }
 }
 
+impl SlaFacts {
+    /// Folds one event into the red-card interval: one opens when a breach is recorded on an open
+    /// ticket, or when a ticket that breached before is reopened; it ends when the ticket is resolved,
+    /// closed, cancelled or merged. Follows [`Ticket::is_breached`] (the event's `status_after` is the
+    /// ticket's status after it).
+    pub fn red_card(&mut self, event: &Event, ops: &mut Vec<OverdueOp>) {
+        let at = to_millisecond(event.at);
+        if matches!(
+            event.change,
+            Change::Breached { .. } | Change::ReviewMissed { .. }
+        ) {
+            self.breached = true;
+        }
+        let shows = self.breached && event.status_after.is_open();
+        match (self.red_since, shows) {
+            (None, true) => {
+                self.red_since = Some(at);
+                ops.push(OverdueOp::Open { since: at });
+            }
+            (Some(since), false) => {
+                self.red_since = None;
+                ops.push(if since < at {
+                    OverdueOp::Close { ends: at }
+                } else {
+                    OverdueOp::Drop
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Every fact of one ticket from its whole history ((seq, event) in order); None if it does not start
 /// with CREATED.
 pub fn fold(events: &[(i64, Event)]) -> Option<(SlaFacts, Vec<Mark>, Vec<OverdueOp>)> {
+    fold_with_red_cards(events).map(|(facts, marks, ops, _)| (facts, marks, ops))
+}
+
+/// [`fold`], with the operations on the ticket's red-card intervals as well.
+#[allow(clippy::type_complexity)]
+pub fn fold_with_red_cards(
+    events: &[(i64, Event)],
+) -> Option<(SlaFacts, Vec<Mark>, Vec<OverdueOp>, Vec<OverdueOp>)> {
     let ((_, first), _) = events.split_first()?;
     let mut facts = SlaFacts::created(first)?;
     let mut ticket = Ticket::from_created(first).ok()?;
     let mut marks = Vec::new();
     let mut ops = Vec::new();
+    let mut red = Vec::new();
     for (i, (seq, event)) in events.iter().enumerate() {
         if i > 0 {
             ticket.apply(event);
         }
         facts.apply(*seq, event, &mut marks);
         facts.deadline(event.at, ticket.resolve_due_at(), &mut ops);
+        facts.red_card(event, &mut red);
     }
-    Some((facts, marks, ops))
+    Some((facts, marks, ops, red))
 }

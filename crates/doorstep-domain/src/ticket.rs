@@ -50,6 +50,12 @@ pub struct Ticket {
     pub satisfaction: Option<Satisfaction>,
     pub matter_solved: Option<bool>,
     pub merged_into: Option<TicketId>,
+    /// A deadline of this ticket was breached at some point: a BREACHED event (resolve, sign-for or
+    /// report-in clock) or a missed MAJOR_RISK review. Kept for good: an escalation starts a fresh
+    /// clock but does not undo the overrun (超期), and a reopened ticket shows it again
+    /// ([`Ticket::is_breached`]).
+    #[serde(default)]
+    pub deadline_breached: bool,
     pub policy_version: i64,
     /// Bumped by every recorded event: the optimistic concurrency token.
     pub version: i64,
@@ -125,6 +131,7 @@ impl Ticket {
             satisfaction: None,
             matter_solved: None,
             merged_into: None,
+            deadline_breached: false,
             policy_version: *policy_version,
             version: 1,
         })
@@ -202,24 +209,27 @@ impl Ticket {
                 }
                 ClockKind::Review | ClockKind::Callback => {}
             },
-            Change::Breached { clock, unit, .. } => match clock {
-                ClockKind::Resolve => {
-                    if let Some(r) = &mut self.resolve {
-                        r.breached = true;
+            Change::Breached { clock, unit, .. } => {
+                self.deadline_breached = true;
+                match clock {
+                    ClockKind::Resolve => {
+                        if let Some(r) = &mut self.resolve {
+                            r.breached = true;
+                        }
                     }
-                }
-                ClockKind::Acknowledge => {
-                    if let Some(a) = &mut self.acknowledge {
-                        a.breached = true;
+                    ClockKind::Acknowledge => {
+                        if let Some(a) = &mut self.acknowledge {
+                            a.breached = true;
+                        }
                     }
-                }
-                ClockKind::ReportIn => {
-                    if let Some(c) = self.co_handler_mut(unit.as_ref()) {
-                        c.report_in.breached = true;
+                    ClockKind::ReportIn => {
+                        if let Some(c) = self.co_handler_mut(unit.as_ref()) {
+                            c.report_in.breached = true;
+                        }
                     }
+                    ClockKind::Review | ClockKind::Callback => {}
                 }
-                ClockKind::Review | ClockKind::Callback => {}
-            },
+            }
             Change::Escalated {
                 to,
                 case_owner,
@@ -287,7 +297,10 @@ impl Ticket {
                     self.review = review.clone();
                 }
             }
-            Change::ReviewMissed { next, .. } => self.review = Some(next.clone()),
+            Change::ReviewMissed { next, .. } => {
+                self.deadline_breached = true;
+                self.review = Some(next.clone());
+            }
             Change::Retimed {
                 resolve,
                 acknowledge,
@@ -352,6 +365,14 @@ impl Ticket {
     /// Past its resolve deadline at `now` and still being worked on.
     pub fn is_overdue(&self, now: DateTime<Utc>) -> bool {
         self.resolve_due_at().is_some_and(|due| due <= now)
+    }
+
+    /// Shows a red card (超期): a deadline was breached and the ticket is still being worked on (not
+    /// resolved, closed, cancelled or merged). Unlike [`Ticket::is_overdue`] it does not depend on the
+    /// running clock: a ticket that breached and escalated keeps it at the next level, and a ticket
+    /// reopened after resolution shows its earlier breach again.
+    pub fn is_breached(&self) -> bool {
+        self.deadline_breached && self.status.is_open()
     }
 
     /// Every clock threshold still to fire, derived from the state: the store keeps exactly these armed.

@@ -775,3 +775,109 @@ fn demo_policies_in_seconds_work_through_the_ladder() {
         "20s + 30s + 40s"
     );
 }
+
+#[test]
+fn a_breach_shows_a_red_card_at_the_next_level_until_resolved_and_again_when_reopened() {
+    let w = World::new();
+    let (t, mut h) = w.register(Level::Routine, at("2026-03-02T10:00:00+08:00"));
+    assert!(!t.is_breached());
+    let t = w.run(
+        &t,
+        &mut h,
+        dispatch("yard/workers"),
+        at("2026-03-02T10:00:00+08:00"),
+    );
+    let t = w.run(
+        &t,
+        &mut h,
+        ack("yard/workers"),
+        at("2026-03-02T10:05:00+08:00"),
+    );
+    let due = t.resolve_due_at().unwrap();
+    assert!(!t.is_breached());
+    let late = at("2026-03-03T13:00:00+08:00");
+    assert!(t.is_overdue(late));
+    let t = w.run(
+        &t,
+        &mut h,
+        Command::FireBreach {
+            clock: ClockKind::Resolve,
+            unit: None,
+            due_at: due,
+            owner_unit: Some(unit("community/jfq")),
+            case_owner: None,
+            supervisor: None,
+        },
+        late,
+    );
+    assert_eq!(t.level, Level::Difficult);
+    assert!(
+        !t.is_overdue(late),
+        "the new level's clock runs: not overdue"
+    );
+    assert!(t.is_breached(), "but the breach shows at the next level");
+    assert_eq!(replay(&h).unwrap(), t);
+
+    let t = w.run(&t, &mut h, ack("community/jfq"), late);
+    assert!(t.is_breached());
+    let t = w.run(
+        &t,
+        &mut h,
+        Command::Resolve {
+            resolution: "fixed".into(),
+        },
+        at("2026-03-03T14:00:00+08:00"),
+    );
+    assert!(t.deadline_breached, "the fact is kept");
+    assert!(!t.is_breached(), "a resolved ticket shows no red card");
+    let t = w.run(
+        &t,
+        &mut h,
+        Command::RecordCallback {
+            satisfaction: Satisfaction::Dissatisfied,
+            matter_solved: false,
+            comment: String::new(),
+        },
+        at("2026-03-03T15:00:00+08:00"),
+    );
+    assert_eq!(t.status, Status::InProgress);
+    assert!(t.is_breached(), "reopened: the earlier breach shows again");
+    assert_eq!(replay(&h).unwrap(), t);
+}
+
+#[test]
+fn a_missed_major_risk_review_shows_a_red_card() {
+    let w = World::new();
+    let (t, mut h) = w.register(Level::MajorRisk, at("2026-03-02T10:00:00+08:00"));
+    let review = t.review.clone().unwrap();
+    assert!(!t.is_breached());
+    let t = w.run(
+        &t,
+        &mut h,
+        Command::FireBreach {
+            clock: ClockKind::Review,
+            unit: None,
+            due_at: review.due_at,
+            owner_unit: None,
+            case_owner: None,
+            supervisor: None,
+        },
+        review.due_at,
+    );
+    assert_eq!(h.last().unwrap().change.kind(), "REVIEW_MISSED");
+    assert!(t.is_breached());
+    assert!(
+        !t.is_overdue(review.due_at),
+        "MAJOR_RISK has no resolve clock"
+    );
+    let t = w.run(
+        &t,
+        &mut h,
+        Command::Cancel {
+            reason: "duplicate".into(),
+        },
+        review.due_at,
+    );
+    assert!(!t.is_breached(), "a cancelled ticket shows no red card");
+    assert_eq!(replay(&h).unwrap(), t);
+}

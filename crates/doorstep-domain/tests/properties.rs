@@ -158,6 +158,11 @@ proptest! {
         let json = serde_json::to_string(&history).unwrap();
         let decoded: Vec<Event> = serde_json::from_str(&json).unwrap();
         prop_assert_eq!(&replay(&decoded).unwrap(), &t);
+        // The report's red-card interval is open exactly while the ticket shows its red card.
+        let log: Vec<(i64, Event)> = (1..).zip(history.iter().cloned()).collect();
+        let (facts, _, _, _) = doorstep_domain::sla_facts::fold_with_red_cards(&log).unwrap();
+        prop_assert_eq!(facts.red_since.is_some(), t.is_breached());
+        prop_assert_eq!(facts.breached, t.deadline_breached);
     }
 
     #[test]

@@ -485,3 +485,32 @@ fn instants_are_taken_in_whole_milliseconds() {
         "rounded down, as epoch milliseconds are"
     );
 }
+
+#[test]
+fn a_red_card_shows_from_the_breach_until_resolution_and_again_once_reopened() {
+    let mut s = in_progress();
+    let due = s.resolve_due();
+    let fired = due + Duration::minutes(3);
+    s.run(breach(due), fired);
+    let red = |s: &Story| doorstep_domain::sla_facts::fold_with_red_cards(&s.log()).unwrap();
+    let (facts, _, _, ops) = red(&s);
+    assert!(facts.breached);
+    assert_eq!(facts.red_since, Some(fired));
+    assert_eq!(ops, [OverdueOp::Open { since: fired }]);
+
+    let resolved = fired + Duration::hours(2);
+    s.run(resolve(), resolved);
+    let reopened = resolved + Duration::hours(1);
+    s.run(callback(Satisfaction::Dissatisfied, false), reopened);
+    let (facts, _, _, ops) = red(&s);
+    assert_eq!(facts.red_since, Some(reopened));
+    assert_eq!(
+        ops,
+        [
+            OverdueOp::Open { since: fired },
+            OverdueOp::Close { ends: resolved },
+            OverdueOp::Open { since: reopened },
+        ]
+    );
+    assert_eq!(fold(&s.log()).unwrap().0, facts);
+}

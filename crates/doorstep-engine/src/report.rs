@@ -7,8 +7,9 @@
 //!   the node they were filed under; an event counted in a window (an escalation, a callback) counts
 //!   in the row of its ticket;
 //! - a PERIOD row is its own window: the step (local day, ISO week from Monday, month or year, in the
-//!   policy's time zone) clipped to `[from, to)`; its `overdue_now` is taken at min(step end, now) and
-//!   its year-before figure over that clipped step shifted back one calendar year;
+//!   policy's time zone) clipped to `[from, to)`; its `overdue_now` and `breached_now` are taken at
+//!   min(step end, now) and its year-before figure over that clipped step shifted back one calendar
+//!   year;
 //! - "shifted back one calendar year" is done on local date and time (29 February becomes 28 February);
 //! - the first dispatch is the first DISPATCHED_TO, or the first ESCALATED that hands the lead to the
 //!   new tier; it is acknowledged on time when its own ACKNOWLEDGED comes, before any return or other
@@ -82,6 +83,8 @@ pub struct SlaRow {
     pub resolve_seconds_p90: f64,
     pub received_year_before: i64,
     pub received_change: f64,
+    /// Showing a red card at the instant `overdue_now` is taken at.
+    pub breached_now: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +112,7 @@ impl SlaRow {
             resolved: c.resolved,
             resolved_on_time: c.resolved_on_time,
             overdue_now: c.overdue,
+            breached_now: c.breached,
             escalations: c.escalations,
             dispatched: c.dispatched,
             acknowledged_on_time: c.acknowledged_on_time,

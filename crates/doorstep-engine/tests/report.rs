@@ -394,6 +394,16 @@ impl History {
             .collect();
         !upto.is_empty() && replay(&upto).unwrap().is_overdue(t)
     }
+
+    fn breached_at(&self, t: DateTime<Utc>) -> bool {
+        let upto: Vec<Event> = self
+            .events
+            .iter()
+            .take_while(|e| ms(e.at) <= ms(t))
+            .cloned()
+            .collect();
+        !upto.is_empty() && replay(&upto).unwrap().is_breached()
+    }
 }
 
 /// The expected figures of one row over a set of tickets.
@@ -412,6 +422,7 @@ fn expected(
         resolved: 0,
         resolved_on_time: 0,
         overdue_now: 0,
+        breached_now: 0,
         escalations: 0,
         dispatched: 0,
         acknowledged_on_time: 0,
@@ -489,6 +500,9 @@ fn expected(
         if h.overdue_at(to.min(now)) {
             row.overdue_now += 1;
         }
+        if h.breached_at(to.min(now)) {
+            row.breached_now += 1;
+        }
     }
     let rate = |n: i64, d: i64| {
         if d == 0 {
@@ -538,6 +552,7 @@ fn assert_rows(what: &str, got: &[SlaRow], want: &[SlaRow]) {
                 r.resolved,
                 r.resolved_on_time,
                 r.overdue_now,
+                r.breached_now,
                 r.escalations,
                 r.dispatched,
                 r.acknowledged_on_time,
@@ -748,7 +763,10 @@ async fn every_figure_matches_the_history(db: TestDatabase) {
     let want = [expected("lixia", &under("lixia"), nov, dec, now)];
     assert!(want[0].received > 0 && want[0].resolved > 0 && want[0].callbacks > 0);
     assert!(
-        want[0].overdue_now > 0 && want[0].escalations > 0 && want[0].repeat_requests > 0,
+        want[0].overdue_now > 0
+            && want[0].breached_now > 0
+            && want[0].escalations > 0
+            && want[0].repeat_requests > 0,
         "{:?}",
         want[0]
     );
@@ -825,6 +843,7 @@ async fn every_figure_matches_the_history(db: TestDatabase) {
                 + r.callbacks
                 + r.repeat_requests
                 + r.overdue_now
+                + r.breached_now
                 + r.received_year_before
                 > 0
         })

@@ -276,6 +276,7 @@ pub fn ticket(t: &d::Ticket, now: DateTime<Utc>, view: CallerView) -> w::Ticket 
         attachment_urls: t.intake.attachment_urls.clone(),
         policy_version: t.policy_version,
         version: t.version,
+        breached: t.is_breached(),
     }
 }
 

@@ -109,6 +109,7 @@ pub fn wire_row(r: &SlaRow) -> w::SlaRow {
         resolve_seconds_p90: r.resolve_seconds_p90,
         received_year_before: r.received_year_before,
         received_change: r.received_change,
+        breached_now: r.breached_now,
     }
 }
 
@@ -150,6 +151,7 @@ pub fn report_from_wire(r: &w::SlaReport) -> Result<SlaReport, Error> {
                 resolve_seconds_p90: r.resolve_seconds_p90,
                 received_year_before: r.received_year_before,
                 received_change: r.received_change,
+                breached_now: r.breached_now,
             })
             .collect(),
     })

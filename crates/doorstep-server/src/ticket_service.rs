@@ -242,6 +242,7 @@ impl TicketService for Tickets {
                 source => Some(convert::channel("source", source).map_err(to_status)?),
             },
             overdue_at: None,
+            breached_only: req.breached_only,
             due_before: convert::instant("due_before", req.due_before.as_ref())
                 .map_err(to_status)?,
             after: convert::parse_page_token(&req.page_token).map_err(to_status)?,

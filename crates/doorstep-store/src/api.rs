@@ -64,6 +64,9 @@ pub struct TicketQuery {
     pub source: Option<Channel>,
     /// Only tickets whose resolve deadline has passed at this instant (and still running).
     pub overdue_at: Option<DateTime<Utc>>,
+    /// Only tickets showing a red card ([`Ticket::is_breached`]): a deadline was breached and the
+    /// ticket is not resolved, closed, cancelled or merged.
+    pub breached_only: bool,
     /// Only tickets whose resolve deadline is before this instant.
     pub due_before: Option<DateTime<Utc>>,
     /// Continue after this cursor (from [`TicketPage::next`]).

@@ -50,6 +50,11 @@ const SQLITE: &[Embedded] = &[
         include_str!("../../../migrations/sqlite/0007_config_version.sql"),
     ),
     (
+        8,
+        "red cards: tickets that breached a deadline",
+        include_str!("../../../migrations/sqlite/0008_breached.sql"),
+    ),
+    (
         9,
         "look-up by the source system's own number",
         include_str!("../../../migrations/sqlite/0009_external_ref_lookup.sql"),
@@ -91,6 +96,11 @@ const POSTGRES: &[Embedded] = &[
         7,
         "a configuration version every process polls",
         include_str!("../../../migrations/postgres/0007_config_version.sql"),
+    ),
+    (
+        8,
+        "red cards: tickets that breached a deadline",
+        include_str!("../../../migrations/postgres/0008_breached.sql"),
     ),
     (
         9,
@@ -225,8 +235,8 @@ mod tests {
                 .is_ok()
         );
         assert!(matches!(
-            Backend::Postgres.check_not_newer(&BTreeSet::from([1, 8])),
-            Err(StoreError::TooNew(8))
+            Backend::Postgres.check_not_newer(&BTreeSet::from([1, 99])),
+            Err(StoreError::TooNew(99))
         ));
         assert_eq!(Backend::Sqlite.migrator().iter().count(), SQLITE.len());
     }

@@ -147,6 +147,8 @@ pub(crate) struct TicketRow {
     pub(crate) status: &'static str,
     pub(crate) lead_unit: Option<String>,
     pub(crate) resolve_due_at: Option<i64>,
+    /// 1 while the ticket shows a red card ([`Ticket::is_breached`]), else 0.
+    pub(crate) breached: i32,
     pub(crate) created_at: i64,
     pub(crate) updated_at: i64,
     pub(crate) version: i64,
@@ -176,6 +178,7 @@ impl TicketRow {
             status: ticket.status.as_str(),
             lead_unit: ticket.lead_unit.as_ref().map(|u| u.as_str().to_owned()),
             resolve_due_at: ticket.resolve_due_at().map(millis),
+            breached: i32::from(ticket.is_breached()),
             created_at: millis(ticket.created_at),
             updated_at: millis(ticket.updated_at),
             version: ticket.version,
@@ -353,6 +356,10 @@ pub(crate) fn list_sql(query: &crate::TicketQuery, ticket_column: &str) -> Resul
     if let Some(now) = query.overdue_at {
         let now = arg(&mut args, Arg::Int(millis(now)));
         let _ = write!(sql, " AND t.resolve_due_at <= {now}");
+    }
+    if query.breached_only {
+        // A literal, so that the partial index `tickets_breached` serves it.
+        sql.push_str(" AND t.breached = 1");
     }
     if let Some(before) = query.due_before {
         let before = arg(&mut args, Arg::Int(millis(before)));

@@ -130,25 +130,25 @@ pub(crate) mod sqlite {
     /// Registration order is the seq the ticket's CREATED event is about to get (one writer).
     pub(crate) const INSERT_TICKET: &str = "INSERT INTO tickets (id, reg, source, external_ref, \
         node, node_path, level, status, lead_unit, resolve_due_at, created_at, updated_at, version, \
-        policy_version, ticket) VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events), $2, $3, \
-        $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING reg";
+        policy_version, ticket, breached) VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events), \
+        $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING reg";
 
     /// Many tickets at once, each with its registration order given (the seq its CREATED event gets),
-    /// followed by VALUES rows of 15 parameters.
+    /// followed by VALUES rows of 16 parameters.
     pub(crate) const INSERT_TICKETS: &str = "INSERT INTO tickets (id, reg, source, external_ref, \
         node, node_path, level, status, lead_unit, resolve_due_at, created_at, updated_at, version, \
-        policy_version, ticket) VALUES";
+        policy_version, ticket, breached) VALUES";
 
-    /// The optimistic-concurrency check of many commits at once, `{head} VALUES-rows {tail}` with 9
+    /// The optimistic-concurrency check of many commits at once, `{head} VALUES-rows {tail}` with 10
     /// parameters a row: a ticket not at its expected version is left alone and returns nothing. Each
     /// updated ticket returns its node path, the next seq (SQLite has one writer, and nothing is appended
     /// during the statement), and its units and armed timers as stored, as JSON.
     pub(crate) const UPDATE_TICKETS: (&str, &str) = (
-        "WITH v (id, expected, level, status, lead_unit, resolve_due_at, updated_at, version, ticket) \
-        AS (VALUES",
+        "WITH v (id, expected, level, status, lead_unit, resolve_due_at, updated_at, version, ticket, \
+        breached) AS (VALUES",
         ") UPDATE tickets SET level = v.level, status = v.status, lead_unit = v.lead_unit, \
         resolve_due_at = v.resolve_due_at, updated_at = v.updated_at, version = v.version, \
-        ticket = v.ticket FROM v WHERE tickets.id = v.id AND tickets.version = v.expected \
+        ticket = v.ticket, breached = v.breached FROM v WHERE tickets.id = v.id AND tickets.version = v.expected \
         RETURNING tickets.id, tickets.node_path, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events), \
         (SELECT json_group_array(unit) FROM \
             (SELECT unit FROM ticket_units WHERE ticket_id = tickets.id ORDER BY unit)), \
@@ -189,8 +189,8 @@ pub(crate) mod postgres {
 
     pub(crate) const INSERT_TICKET: &str = "INSERT INTO tickets (id, reg, source, external_ref, \
         node, node_path, level, status, lead_unit, resolve_due_at, created_at, updated_at, version, \
-        policy_version, ticket) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-        $15::jsonb)";
+        policy_version, ticket, breached) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+        $13, $14, $15::jsonb, $16)";
 
     /// Skips rows another scheduler is claiming right now. The CTE is MATERIALIZED so the locking scan
     /// runs exactly once: as a plain `IN (subquery)` the planner may re-run it per row (it did, once the

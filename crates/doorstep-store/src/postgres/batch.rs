@@ -172,10 +172,11 @@ impl PgStore {
         sqlx::query(
             "UPDATE tickets t SET level = v.level, status = v.status, lead_unit = v.lead_unit, \
              resolve_due_at = v.resolve_due_at, updated_at = v.updated_at, version = v.version, \
-             ticket = v.ticket::jsonb \
+             ticket = v.ticket::jsonb, breached = v.breached \
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], \
-                 $6::bigint[], $7::bigint[], $8::text[]) \
-             AS v(id, level, status, lead_unit, resolve_due_at, updated_at, version, ticket) \
+                 $6::bigint[], $7::bigint[], $8::text[], $9::int4[]) \
+             AS v(id, level, status, lead_unit, resolve_due_at, updated_at, version, ticket, \
+                 breached) \
              WHERE t.id = v.id",
         )
         .bind(&ids)
@@ -219,6 +220,12 @@ impl PgStore {
             writing
                 .iter()
                 .map(|(_, p, _)| p.row.json.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            writing
+                .iter()
+                .map(|(_, p, _)| p.row.breached)
                 .collect::<Vec<_>>(),
         )
         .execute(&mut *tx)

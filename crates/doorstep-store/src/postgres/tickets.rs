@@ -226,6 +226,7 @@ impl Registrar {
             .bind(row.version)
             .bind(row.policy_version)
             .bind(&row.json)
+            .bind(row.breached)
             .execute(&mut *tx)
             .await
             .map_err(|e| already(e, &row.id))?;
@@ -401,14 +402,15 @@ async fn insert_tickets(
     let rows = || new.iter().map(|&i| &batch[i].row);
     sqlx::query(
         "INSERT INTO tickets (id, reg, source, external_ref, node, node_path, level, status, \
-         lead_unit, resolve_due_at, created_at, updated_at, version, policy_version, ticket) \
+         lead_unit, resolve_due_at, created_at, updated_at, version, policy_version, ticket, \
+         breached) \
          SELECT id, reg, source, external_ref, node, node_path, level, status, lead_unit, \
-         resolve_due_at, created_at, updated_at, version, policy_version, ticket::jsonb \
+         resolve_due_at, created_at, updated_at, version, policy_version, ticket::jsonb, breached \
          FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
              $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], \
-             $13::bigint[], $14::bigint[], $15::text[]) \
+             $13::bigint[], $14::bigint[], $15::text[], $16::int4[]) \
          AS v(id, reg, source, external_ref, node, node_path, level, status, lead_unit, \
-             resolve_due_at, created_at, updated_at, version, policy_version, ticket)",
+             resolve_due_at, created_at, updated_at, version, policy_version, ticket, breached)",
     )
     .bind(rows().map(|r| r.id.as_str()).collect::<Vec<_>>())
     .bind(new.iter().map(|i| seqs[i]).collect::<Vec<_>>())
@@ -429,6 +431,7 @@ async fn insert_tickets(
     .bind(rows().map(|r| r.version).collect::<Vec<_>>())
     .bind(rows().map(|r| r.policy_version).collect::<Vec<_>>())
     .bind(rows().map(|r| r.json.as_str()).collect::<Vec<_>>())
+    .bind(rows().map(|r| r.breached).collect::<Vec<_>>())
     .execute(&mut *tx)
     .await?;
     Ok(())

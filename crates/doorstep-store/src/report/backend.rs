@@ -5,13 +5,12 @@ use doorstep_domain::Event;
 
 use super::counts::Rows;
 use super::facts::{
-    Facts, FactsChange, FactsRow, LoggedRow, Projecting, TicketRows, bool_int, facts_from_row,
-    fold, group, settle,
+    Facts, FactsChange, LoggedRow, Projecting, TicketRows, bool_int, fold, group, settle,
 };
 use super::facts::{Mark, OverdueOp};
 use super::sql::{
-    CLAIM_BACKFILL, CLOSE_OVERDUE, FACTS_COLUMNS, INSERT_MARKS, INSERT_OVERDUE, MISSING_FACTS,
-    ReportSql, UPDATE_FACTS_UNINDEXED, UPSERT_FACTS,
+    CLAIM_BACKFILL, CLOSE_BREACHED, CLOSE_OVERDUE, FACTS_COLUMNS, INSERT_BREACHED, INSERT_MARKS,
+    INSERT_OVERDUE, MISSING_FACTS, ReportSql, UPDATE_FACTS_UNINDEXED, UPSERT_FACTS,
 };
 use super::{ReportCounts, ReportQuery};
 use crate::Result;
@@ -38,8 +37,8 @@ macro_rules! backend {
                         .map(|r| &r.facts)
                         .collect::<Vec<_>>()
                 };
-                for chunk in facts_changed(FactsChange::Unindexed).chunks(rows_per_statement(5)) {
-                    let sql = multi_row(UPDATE_FACTS_UNINDEXED, chunk.len(), 5);
+                for chunk in facts_changed(FactsChange::Unindexed).chunks(rows_per_statement(7)) {
+                    let sql = multi_row(UPDATE_FACTS_UNINDEXED, chunk.len(), 7);
                     let mut q = sqlx::query(AssertSqlSafe(sql));
                     for facts in chunk {
                         q = q
@@ -47,12 +46,14 @@ macro_rules! backend {
                             .bind(facts.ack_pending_due)
                             .bind(bool_int(facts.resolve_breached))
                             .bind(facts.due_now)
-                            .bind(facts.open_since);
+                            .bind(facts.open_since)
+                            .bind(bool_int(facts.breached))
+                            .bind(facts.red_since);
                     }
                     q.execute(&mut *conn).await?;
                 }
-                for chunk in facts_changed(FactsChange::Whole).chunks(rows_per_statement(15)) {
-                    let sql = multi_row(UPSERT_FACTS, chunk.len(), 15);
+                for chunk in facts_changed(FactsChange::Whole).chunks(rows_per_statement(17)) {
+                    let sql = multi_row(UPSERT_FACTS, chunk.len(), 17);
                     let mut q = sqlx::query(AssertSqlSafe(sql));
                     for facts in chunk {
                         q = q
@@ -70,7 +71,9 @@ macro_rules! backend {
                             .bind(bool_int(facts.resolve_breached))
                             .bind(facts.merged_at)
                             .bind(facts.due_now)
-                            .bind(facts.open_since);
+                            .bind(facts.open_since)
+                            .bind(bool_int(facts.breached))
+                            .bind(facts.red_since);
                     }
                     q.execute(&mut *conn).await?;
                 }
@@ -97,12 +100,34 @@ macro_rules! backend {
                     q.execute(&mut *conn).await?;
                 }
 
+                // The overdue intervals, then the red-card intervals: the same operations on a
+                // table each.
+                for (table, close, insert) in [
+                    ("report_overdue", CLOSE_OVERDUE, INSERT_OVERDUE),
+                    ("report_breached", CLOSE_BREACHED, INSERT_BREACHED),
+                ] {
+                    let red = table == "report_breached";
+                    intervals(conn, rows, red, table, close, insert).await?;
+                }
+                Ok(())
+            }
+
+            /// Writes the interval operations of `rows` (their red-card ones if `red`) to
+            /// `table`.
+            async fn intervals(
+                conn: &mut $conn,
+                rows: &[TicketRows],
+                red: bool,
+                table: &str,
+                close: (&str, &str),
+                insert: (&str, &str),
+            ) -> Result<()> {
                 let mut closes: Vec<(&str, i64)> = Vec::new();
                 let mut drops: Vec<&str> = Vec::new();
                 let mut opens: Vec<(&Facts, i64, Option<i64>)> = Vec::new();
                 for r in rows {
                     let id = r.facts.ticket_id.as_str();
-                    let (stored, new) = settle(&r.ops);
+                    let (stored, new) = settle(if red { &r.red } else { &r.ops });
                     match stored {
                         Some(OverdueOp::Close { ends }) => closes.push((id, ends)),
                         Some(OverdueOp::Drop) => drops.push(id),
@@ -111,7 +136,7 @@ macro_rules! backend {
                     opens.extend(new.into_iter().map(|(since, ends)| (&r.facts, since, ends)));
                 }
                 for chunk in closes.chunks(rows_per_statement(2)) {
-                    let sql = multi_row(CLOSE_OVERDUE, chunk.len(), 2);
+                    let sql = multi_row(close, chunk.len(), 2);
                     let mut q = sqlx::query(AssertSqlSafe(sql));
                     for (id, ends) in chunk {
                         q = q.bind(*id).bind(*ends);
@@ -120,7 +145,7 @@ macro_rules! backend {
                 }
                 for chunk in drops.chunks(MAX_PARAMS) {
                     let sql = format!(
-                        "DELETE FROM report_overdue WHERE ends IS NULL AND ticket_id IN ({})",
+                        "DELETE FROM {table} WHERE ends IS NULL AND ticket_id IN ({})",
                         $params(chunk.len())
                     );
                     let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -130,7 +155,7 @@ macro_rules! backend {
                     q.execute(&mut *conn).await?;
                 }
                 for chunk in opens.chunks(rows_per_statement(6)) {
-                    let sql = multi_row(INSERT_OVERDUE, chunk.len(), 6);
+                    let sql = multi_row(insert, chunk.len(), 6);
                     let mut q = sqlx::query(AssertSqlSafe(sql));
                     for (facts, since, ends) in chunk {
                         q = q
@@ -166,26 +191,20 @@ macro_rules! backend {
                     .into_iter()
                     .map(|(seq, json)| Ok((seq, serde_json::from_str::<Event>(&json)?)))
                     .collect::<Result<Vec<_>>>()?;
-                let Some((facts, marks, ops)) = fold(node_path, &events) else {
+                let Some(rows) = fold(node_path, &events) else {
                     return Err(crate::StoreError::Database(format!(
                         "ticket {ticket_id}: its history does not start with CREATED"
                     )));
                 };
-                sqlx::query("DELETE FROM report_overdue WHERE ticket_id = $1")
+                for table in ["report_overdue", "report_breached"] {
+                    sqlx::query(AssertSqlSafe(format!(
+                        "DELETE FROM {table} WHERE ticket_id = $1"
+                    )))
                     .bind(ticket_id)
                     .execute(&mut *conn)
                     .await?;
-                let change = FactsChange::Whole;
-                write(
-                    conn,
-                    &[TicketRows {
-                        facts,
-                        change,
-                        marks,
-                        ops,
-                    }],
-                )
-                .await
+                }
+                write(conn, &[rows]).await
             }
 
             /// Brings the report rows up to date with at most `limit` more events of the log,
@@ -223,11 +242,37 @@ macro_rules! backend {
                 Ok(taken)
             }
 
+            /// A `report_facts` row: `ticket_id` then [`FACTS_COLUMNS`].
+            fn facts_from_row(
+                r: &<<$conn as sqlx::Connection>::Database as sqlx::Database>::Row,
+            ) -> Result<Facts> {
+                use sqlx::Row as _;
+                Ok(Facts {
+                    ticket_id: r.try_get(0)?,
+                    node_path: r.try_get(1)?,
+                    level: r.try_get(2)?,
+                    category: r.try_get(3)?,
+                    created_at: r.try_get(4)?,
+                    first_dispatch_at: r.try_get(5)?,
+                    ack_on_time: r.try_get::<i32, _>(6)? != 0,
+                    ack_pending_due: r.try_get(7)?,
+                    first_resolved_at: r.try_get(8)?,
+                    resolved_on_time: r.try_get::<i32, _>(9)? != 0,
+                    resolve_ms: r.try_get(10)?,
+                    resolve_breached: r.try_get::<i32, _>(11)? != 0,
+                    merged_at: r.try_get(12)?,
+                    due_now: r.try_get(13)?,
+                    open_since: r.try_get(14)?,
+                    breached: r.try_get::<i32, _>(15)? != 0,
+                    red_since: r.try_get(16)?,
+                })
+            }
+
             /// Folds each ticket's events (each ticket once) into its stored rows; a ticket with
             /// no rows whose events do not start with CREATED is rebuilt from its history up to
             /// `upto`.
             async fn apply(conn: &mut $conn, tickets: &[Projecting], upto: i64) -> Result<()> {
-                let mut stored: std::collections::HashMap<String, FactsRow> =
+                let mut stored: std::collections::HashMap<String, Facts> =
                     std::collections::HashMap::with_capacity(tickets.len());
                 for chunk in tickets.chunks(MAX_PARAMS) {
                     let sql = format!(
@@ -235,18 +280,19 @@ macro_rules! backend {
                          WHERE ticket_id IN ({})",
                         $params(chunk.len())
                     );
-                    let mut q = sqlx::query_as::<_, FactsRow>(AssertSqlSafe(sql));
+                    let mut q = sqlx::query(AssertSqlSafe(sql));
                     for t in chunk {
                         q = q.bind(&t.ticket_id);
                     }
                     for row in q.fetch_all(&mut *conn).await? {
-                        stored.insert(row.0.clone(), row);
+                        let facts = facts_from_row(&row)?;
+                        stored.insert(facts.ticket_id.clone(), facts);
                     }
                 }
                 let mut rows = Vec::with_capacity(tickets.len());
                 let mut unreported = Vec::new();
                 for t in tickets {
-                    let before = stored.remove(&t.ticket_id).map(facts_from_row);
+                    let before = stored.remove(&t.ticket_id);
                     let mut facts = match &before {
                         Some(facts) => facts.clone(),
                         None => match t
@@ -265,8 +311,10 @@ macro_rules! backend {
                     let mut sla = facts.sla()?;
                     let mut marks = Vec::new();
                     let mut ops = Vec::new();
+                    let mut red = Vec::new();
                     for e in &t.events {
                         sla.apply(e.seq, &e.event, &mut marks);
+                        sla.red_card(&e.event, &mut red);
                         if let Some((at, due)) = e.commit {
                             let due = due.map(from_millis).transpose()?;
                             sla.deadline(from_millis(at)?, due, &mut ops);
@@ -279,6 +327,7 @@ macro_rules! backend {
                         change,
                         marks: marks.iter().map(Mark::row).collect(),
                         ops: ops.iter().map(OverdueOp::row).collect(),
+                        red: red.iter().map(OverdueOp::row).collect(),
                     });
                 }
                 write(conn, &rows).await?;
@@ -443,6 +492,17 @@ macro_rules! backend {
                         .await?;
                     for (key, n) in got {
                         rows.row(key).overdue += n;
+                    }
+                }
+                for breached in [sql.breached_closed, sql.breached_open] {
+                    let got: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(breached))
+                        .bind(&lo)
+                        .bind(&hi)
+                        .bind(at)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    for (key, n) in got {
+                        rows.row(key).breached += n;
                     }
                 }
                 Ok(rows.finish())

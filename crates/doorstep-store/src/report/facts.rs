@@ -26,6 +26,8 @@ pub(crate) struct Facts {
     pub(crate) merged_at: Option<i64>,
     pub(crate) due_now: Option<i64>,
     pub(crate) open_since: Option<i64>,
+    pub(crate) breached: bool,
+    pub(crate) red_since: Option<i64>,
 }
 
 /// A `report_marks` row: an event counted per window.
@@ -41,7 +43,8 @@ pub(crate) struct Mark {
 pub(super) const MARK_ESCALATION: i32 = 1;
 pub(super) const MARK_CALLBACK: i32 = 2;
 
-/// A change to the ticket's `report_overdue` rows ([`sla_facts::OverdueOp`] in epoch milliseconds).
+/// A change to the ticket's `report_overdue` or `report_breached` rows ([`sla_facts::OverdueOp`] in
+/// epoch milliseconds).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum OverdueOp {
     /// The open row ends here (it was overdue for a while).
@@ -94,6 +97,8 @@ impl Facts {
             merged_at: sla.merged_at.map(millis),
             due_now: sla.due_now.map(millis),
             open_since: sla.open_since.map(millis),
+            breached: sla.breached,
+            red_since: sla.red_since.map(millis),
         }
     }
 
@@ -123,6 +128,8 @@ impl Facts {
             merged_at: at(self.merged_at)?,
             due_now: at(self.due_now)?,
             open_since: at(self.open_since)?,
+            breached: self.breached,
+            red_since: at(self.red_since)?,
         })
     }
 }
@@ -155,61 +162,21 @@ impl OverdueOp {
 }
 
 /// Every row of one ticket from its whole history (the domain's fold, as rows).
-pub(crate) fn fold(
-    node_path: &str,
-    events: &[(i64, Event)],
-) -> Option<(Facts, Vec<Mark>, Vec<OverdueOp>)> {
+pub(super) fn fold(node_path: &str, events: &[(i64, Event)]) -> Option<TicketRows> {
     let ((_, first), _) = events.split_first()?;
     let identity = Facts::created(node_path, first)?;
-    let (sla, marks, ops) = sla_facts::fold(events)?;
-    Some((
-        identity.with(&sla),
-        marks.iter().map(Mark::row).collect(),
-        ops.iter().map(OverdueOp::row).collect(),
-    ))
+    let (sla, marks, ops, red) = sla_facts::fold_with_red_cards(events)?;
+    Some(TicketRows {
+        facts: identity.with(&sla),
+        change: FactsChange::Whole,
+        marks: marks.iter().map(Mark::row).collect(),
+        ops: ops.iter().map(OverdueOp::row).collect(),
+        red: red.iter().map(OverdueOp::row).collect(),
+    })
 }
 
 pub(super) fn bool_int(b: bool) -> i32 {
     i32::from(b)
-}
-
-/// `ticket_id` then [`FACTS_COLUMNS`].
-pub(super) type FactsRow = (
-    String,
-    String,
-    String,
-    String,
-    i64,
-    Option<i64>,
-    i32,
-    Option<i64>,
-    Option<i64>,
-    i32,
-    Option<i64>,
-    i32,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-);
-
-pub(super) fn facts_from_row(r: FactsRow) -> Facts {
-    Facts {
-        ticket_id: r.0,
-        node_path: r.1,
-        level: r.2,
-        category: r.3,
-        created_at: r.4,
-        first_dispatch_at: r.5,
-        ack_on_time: r.6 != 0,
-        ack_pending_due: r.7,
-        first_resolved_at: r.8,
-        resolved_on_time: r.9 != 0,
-        resolve_ms: r.10,
-        resolve_breached: r.11 != 0,
-        merged_at: r.12,
-        due_now: r.13,
-        open_since: r.14,
-    }
 }
 
 /// One ticket's events read from the log by the projector, in seq order.
@@ -267,6 +234,8 @@ pub(super) struct TicketRows {
     pub(super) change: FactsChange,
     pub(super) marks: Vec<Mark>,
     pub(super) ops: Vec<OverdueOp>,
+    /// Changes to its `report_breached` rows.
+    pub(super) red: Vec<OverdueOp>,
 }
 
 /// How a ticket's facts row changed, which decides the statement that writes it.
@@ -292,6 +261,8 @@ impl Facts {
             resolve_breached: stored.resolve_breached,
             due_now: stored.due_now,
             open_since: stored.open_since,
+            breached: stored.breached,
+            red_since: stored.red_since,
             ..self.clone()
         };
         if self == stored {

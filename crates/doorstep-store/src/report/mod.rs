@@ -4,12 +4,14 @@
 //! Why kept rows and not indexes over `events`: most figures are about a ticket's *first* something
 //! (first dispatch, first resolution) and whether something else came before it (a RESOLVE breach, the
 //! acknowledge deadline). Over the history that is a per-ticket scan of every event in a window; as a
-//! row per ticket it is one index range. Three small tables, written from the events being appended:
+//! row per ticket it is one index range. Small tables, written from the events being appended:
 //! - `report_facts`: one row per ticket (created, first dispatch and whether it was signed for in time,
 //!   first resolution and whether it came before any RESOLVE breach, merged), indexed by each instant;
 //! - `report_marks`: the events counted per window (ESCALATED, answered CALLBACK_RECORDED), by seq;
 //! - `report_overdue`: the intervals during which a ticket's running resolve deadline had passed, so
-//!   that "overdue at T" holds for any past T, not only now.
+//!   that "overdue at T" holds for any past T, not only now;
+//! - `report_breached` (since 0008): likewise the intervals during which a ticket showed a red card
+//!   (a deadline breached, not yet resolved or finished).
 //!
 //! The rows are a fold of the history (the domain's [`doorstep_domain::sla_facts`], where the reporting
 //! definitions live), written behind it: commits append events only, and the projector
@@ -62,7 +64,7 @@ pub struct ReportQuery {
     /// The window `[from, to)`.
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
-    /// The instant "overdue now" is taken at (the engine passes min(to, now)).
+    /// The instant "overdue now" and "breached now" are taken at (the engine passes min(to, now)).
     pub overdue_at: DateTime<Utc>,
     /// The comparison window for `received_year_before`.
     pub year_before_from: DateTime<Utc>,
@@ -77,6 +79,8 @@ pub struct ReportCounts {
     pub resolved: i64,
     pub resolved_on_time: i64,
     pub overdue: i64,
+    /// Showing a red card at `overdue_at` (a deadline breached, and not resolved or finished).
+    pub breached: i64,
     pub escalations: i64,
     pub dispatched: i64,
     pub acknowledged_on_time: i64,

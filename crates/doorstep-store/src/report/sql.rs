@@ -4,27 +4,31 @@ use super::ReportGroup;
 
 pub(super) const FACTS_COLUMNS: &str = "node_path, level, category, created_at, first_dispatch_at, \
     ack_on_time, ack_pending_due, first_resolved_at, resolved_on_time, resolve_ms, \
-    resolve_breached, merged_at, due_now, open_since";
+    resolve_breached, merged_at, due_now, open_since, breached, red_since";
 
-/// `INSERT INTO report_facts ... VALUES {rows} ON CONFLICT ...`, 15 columns a row.
+/// `INSERT INTO report_facts ... VALUES {rows} ON CONFLICT ...`, 17 columns a row.
 pub(super) const UPSERT_FACTS: (&str, &str) = (
     "INSERT INTO report_facts (ticket_id, node_path, level, category, \
     created_at, first_dispatch_at, ack_on_time, ack_pending_due, first_resolved_at, \
-    resolved_on_time, resolve_ms, resolve_breached, merged_at, due_now, open_since) VALUES",
+    resolved_on_time, resolve_ms, resolve_breached, merged_at, due_now, open_since, breached, \
+    red_since) VALUES",
     "ON CONFLICT (ticket_id) DO UPDATE SET node_path = excluded.node_path, level = excluded.level, \
     category = excluded.category, created_at = excluded.created_at, \
     first_dispatch_at = excluded.first_dispatch_at, ack_on_time = excluded.ack_on_time, \
     ack_pending_due = excluded.ack_pending_due, first_resolved_at = excluded.first_resolved_at, \
     resolved_on_time = excluded.resolved_on_time, resolve_ms = excluded.resolve_ms, \
     resolve_breached = excluded.resolve_breached, merged_at = excluded.merged_at, \
-    due_now = excluded.due_now, open_since = excluded.open_since",
+    due_now = excluded.due_now, open_since = excluded.open_since, breached = excluded.breached, \
+    red_since = excluded.red_since",
 );
 
-/// The columns no index covers, 5 a row (see [`FactsChange::Unindexed`]).
+/// The columns no index covers, 7 a row (see [`FactsChange::Unindexed`]).
 pub(super) const UPDATE_FACTS_UNINDEXED: (&str, &str) = (
-    "WITH v (ticket_id, ack_pending_due, resolve_breached, due_now, open_since) AS (VALUES",
+    "WITH v (ticket_id, ack_pending_due, resolve_breached, due_now, open_since, breached, \
+    red_since) AS (VALUES",
     ") UPDATE report_facts SET ack_pending_due = v.ack_pending_due, \
-    resolve_breached = v.resolve_breached, due_now = v.due_now, open_since = v.open_since \
+    resolve_breached = v.resolve_breached, due_now = v.due_now, open_since = v.open_since, \
+    breached = v.breached, red_since = v.red_since \
     FROM v WHERE report_facts.ticket_id = v.ticket_id",
 );
 
@@ -45,6 +49,19 @@ pub(super) const CLOSE_OVERDUE: (&str, &str) = (
 /// 6 columns a row.
 pub(super) const INSERT_OVERDUE: (&str, &str) = (
     "INSERT INTO report_overdue (ticket_id, since, ends, node_path, level, category) VALUES",
+    "ON CONFLICT (ticket_id, since) DO NOTHING",
+);
+
+/// [`CLOSE_OVERDUE`] for the red-card intervals.
+pub(super) const CLOSE_BREACHED: (&str, &str) = (
+    "WITH v (ticket_id, ends) AS (VALUES",
+    ") UPDATE report_breached SET ends = v.ends FROM v \
+    WHERE report_breached.ticket_id = v.ticket_id AND report_breached.ends IS NULL",
+);
+
+/// [`INSERT_OVERDUE`] for the red-card intervals.
+pub(super) const INSERT_BREACHED: (&str, &str) = (
+    "INSERT INTO report_breached (ticket_id, since, ends, node_path, level, category) VALUES",
     "ON CONFLICT (ticket_id, since) DO NOTHING",
 );
 
@@ -78,6 +95,8 @@ pub(super) struct ReportSql {
     pub(super) marks: String,
     pub(super) overdue_closed: String,
     pub(super) overdue_open: String,
+    pub(super) breached_closed: String,
+    pub(super) breached_open: String,
 }
 
 pub(super) const IN_SUBTREE: &str = "node_path >= $1 AND node_path < $2";
@@ -142,6 +161,14 @@ impl ReportSql {
             ),
             overdue_open: format!(
                 "SELECT {key}, COUNT(*) FROM report_overdue WHERE ends IS NULL AND since <= $3 \
+                 AND {IN_SUBTREE}{group_by}"
+            ),
+            breached_closed: format!(
+                "SELECT {key}, COUNT(*) FROM report_breached WHERE ends > $3 AND since <= $3 \
+                 AND {IN_SUBTREE}{group_by}"
+            ),
+            breached_open: format!(
+                "SELECT {key}, COUNT(*) FROM report_breached WHERE ends IS NULL AND since <= $3 \
                  AND {IN_SUBTREE}{group_by}"
             ),
         }

@@ -193,6 +193,7 @@ pub(super) async fn create(conn: &mut SqliteConnection, new: NewRows) -> Result<
         .bind(row.version)
         .bind(row.policy_version)
         .bind(&row.json)
+        .bind(row.breached)
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| already(e, &row.id))?;
@@ -322,11 +323,11 @@ async fn create_many(conn: &mut SqliteConnection, batch: &[NewRows]) -> Result<V
         .filter(|i| seqs.contains_key(i))
         .collect();
 
-    for chunk in new.chunks(rows_per_statement(15)) {
+    for chunk in new.chunks(rows_per_statement(16)) {
         let sql = format!(
             "{} {}",
             crate::common::sql::sqlite::INSERT_TICKETS,
-            codec::anonymous_values(chunk.len(), 15)
+            codec::anonymous_values(chunk.len(), 16)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for i in chunk {
@@ -346,7 +347,8 @@ async fn create_many(conn: &mut SqliteConnection, batch: &[NewRows]) -> Result<V
                 .bind(row.updated_at)
                 .bind(row.version)
                 .bind(row.policy_version)
-                .bind(&row.json);
+                .bind(&row.json)
+                .bind(row.breached);
         }
         q.execute(&mut *conn).await?;
     }
@@ -594,11 +596,11 @@ async fn update_projections(
 ) -> Result<(HashMap<String, Updated>, i64)> {
     let mut updated = HashMap::with_capacity(writing.len());
     let mut next_seq = None;
-    for chunk in writing.chunks(rows_per_statement(9)) {
+    for chunk in writing.chunks(rows_per_statement(10)) {
         let sql = format!(
             "{} {} {}",
             crate::common::sql::sqlite::UPDATE_TICKETS.0,
-            codec::anonymous_values(chunk.len(), 9),
+            codec::anonymous_values(chunk.len(), 10),
             crate::common::sql::sqlite::UPDATE_TICKETS.1
         );
         let mut q = sqlx::query_as::<_, (String, String, i64, String, String)>(AssertSqlSafe(sql));
@@ -613,7 +615,8 @@ async fn update_projections(
                 .bind(row.resolve_due_at)
                 .bind(row.updated_at)
                 .bind(row.version)
-                .bind(&row.json);
+                .bind(&row.json)
+                .bind(row.breached);
         }
         for (id, node_path, seq, units, timers) in q.fetch_all(&mut *conn).await? {
             // No event is appended between the chunks' updates: the first answer holds for all.

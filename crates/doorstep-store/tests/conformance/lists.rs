@@ -3,9 +3,13 @@
 
 use std::collections::BTreeSet;
 
-use doorstep_domain::{Change, Channel, Command, Level, Status, Ticket, TicketId};
+use doorstep_domain::{Change, Channel, ClockKind, Command, Level, Status, Ticket, TicketId};
+use doorstep_store::testing::Backend;
 use doorstep_store::testing::TestDb;
-use doorstep_store::{Created, NewTicket, StoreError, StoredEvent, TicketQuery};
+use doorstep_store::{
+    Created, NewTicket, ReportCounts, ReportGroup, ReportQuery, Store, StoreError, StoredEvent,
+    TicketQuery,
+};
 
 use crate::world::{
     C1, S1, S2, World, Y1, Y2, Y3, assert_increasing, file, hours, ids, run, t0, unit, urge,
@@ -18,6 +22,7 @@ doorstep_store::both_backends!(
     events_after_follows_seq_order_and_subtrees,
     events_with_paths_after_carry_each_tickets_node_path,
     a_watcher_never_misses_an_event_under_concurrent_writers,
+    red_cards_from_before_the_column_are_backfilled,
 );
 
 /// What a console filter means, written out on the tickets themselves.
@@ -39,12 +44,41 @@ fn expected(all: &[(Ticket, String)], query: &TicketQuery) -> Vec<String> {
                     .is_none_or(|r| &t.intake.external_ref == r)
                 && query.source.is_none_or(|s| t.intake.source == s)
                 && query.overdue_at.is_none_or(|now| t.is_overdue(now))
+                && (!query.breached_only || t.is_breached())
                 && query
                     .due_before
                     .is_none_or(|before| t.resolve_due_at().is_some_and(|due| due < before))
         })
         .map(|(t, _)| t.id.to_string())
         .collect()
+}
+
+/// A ticket filed in Y2 two days before t0, signed for, whose resolve deadline passed: breached and
+/// escalated to DIFFICULT under the community office (a fresh clock), which signs for it.
+async fn breached(s: &dyn Store, w: &World, id: &str) -> Ticket {
+    let filed = t0() - hours(48);
+    let workers = "lx/s1/c1/y2/workers";
+    let t = file(s, w, id, Y2, Level::Routine, Some(workers), filed).await;
+    let ack = |to: &str| Command::Acknowledge { unit: unit(to) };
+    let t = run(s, w, &t, ack(workers), filed).await;
+    let due = t.resolve_due_at().unwrap();
+    let fire = Command::FireBreach {
+        clock: ClockKind::Resolve,
+        unit: None,
+        due_at: due,
+        owner_unit: Some(unit("lx/s1/c1/office")),
+        case_owner: None,
+        supervisor: None,
+    };
+    let t = run(s, w, &t, fire, due).await;
+    assert_eq!(t.status, Status::Dispatched);
+    run(s, w, &t, ack("lx/s1/c1/office"), due).await
+}
+
+fn resolve() -> Command {
+    Command::Resolve {
+        resolution: "fixed late".into(),
+    }
 }
 
 async fn lists_filter_by_subtree_status_level_unit_and_deadline(db: TestDb) {
@@ -155,6 +189,13 @@ async fn lists_filter_by_subtree_status_level_unit_and_deadline(db: TestDb) {
     )
     .await;
     all.push((g, world.path("lx/s1/c1/y1/b1")));
+    // Two red cards (超期): one still being worked on at the next level, one since resolved.
+    let h = breached(s, w, "h").await;
+    assert_eq!(h.level, Level::Difficult);
+    all.push((h, world.path(Y2)));
+    let i = breached(s, w, "i").await;
+    let i = run(s, w, &i, resolve(), t0()).await;
+    all.push((i, world.path(Y2)));
 
     let query = |f: &dyn Fn(&mut TicketQuery)| {
         let mut q = TicketQuery {
@@ -203,6 +244,16 @@ async fn lists_filter_by_subtree_status_level_unit_and_deadline(db: TestDb) {
         }),
         query(&|q| q.source = Some(Channel::Hotline12345)),
         query(&|q| q.source = Some(Channel::Wechat)),
+        query(&|q| q.breached_only = true),
+        query(&|q| {
+            q.breached_only = true;
+            q.subtree = Some(world.path(Y2));
+            q.overdue_at = Some(t0());
+        }),
+        query(&|q| {
+            q.breached_only = true;
+            q.subtree = Some(world.path(S2));
+        }),
     ];
     for q in &queries {
         let page = store.list_tickets(q).await.unwrap();
@@ -216,8 +267,14 @@ async fn lists_filter_by_subtree_status_level_unit_and_deadline(db: TestDb) {
     assert_eq!(expected(&all, &queries[20]), vec!["d"]);
     assert!(expected(&all, &queries[21]).is_empty());
     assert_eq!(expected(&all, &queries[22]).len(), all.len());
+    assert_eq!(
+        expected(&all, &queries[24]),
+        vec!["h"],
+        "breached, escalated with a fresh clock, still open"
+    );
+    assert!(expected(&all, &queries[25]).is_empty(), "not overdue at t0");
 
-    // Pages of 3 over 7 tickets.
+    // Pages of 3 over 9 tickets.
     let mut seen = Vec::new();
     let mut after = None;
     let mut pages = 0;
@@ -615,4 +672,77 @@ async fn a_watcher_never_misses_an_event_under_concurrent_writers(db: TestDb) {
     assert_eq!(everything.len(), 8 * 13);
     assert_increasing(&everything);
     assert_eq!(seen, everything, "the watcher saw every event, in order");
+}
+
+/// The red-card figures of Y2 at t0.
+async fn red_cards(s: &dyn Store, world: &World) -> (Vec<String>, Vec<ReportCounts>) {
+    let listed = s
+        .list_tickets(&TicketQuery {
+            breached_only: true,
+            ..TicketQuery::default()
+        })
+        .await
+        .unwrap();
+    let counts = s
+        .report_counts(&ReportQuery {
+            subtree: world.path(Y2),
+            group: ReportGroup::Whole,
+            from: t0() - hours(72),
+            to: t0() + hours(1),
+            overdue_at: t0(),
+            year_before_from: t0() - hours(24 * 400),
+            year_before_to: t0() - hours(24 * 300),
+        })
+        .await
+        .unwrap();
+    (ids(&listed.tickets), counts)
+}
+
+async fn red_cards_from_before_the_column_are_backfilled(db: TestDb) {
+    let world = World::new();
+    let store = db.open().await;
+    let (s, w) = (&*store, &*world);
+    let h = breached(s, w, "h").await;
+    let i = breached(s, w, "i").await;
+    run(s, w, &i, resolve(), t0() - hours(1)).await;
+    file(s, w, "j", Y2, Level::Routine, None, t0()).await;
+    let before = red_cards(s, w).await;
+    assert_eq!(before.0, ["h"]);
+    assert_eq!(before.1[0].breached, 1, "{:?}", before.1);
+    assert_eq!(before.1[0].received, 3);
+    drop(store);
+
+    // The database as it was before migration 0008: no column, no red-card rows, no fact in the
+    // stored tickets.
+    let strip = match db.backend {
+        Backend::Sqlite => "UPDATE tickets SET ticket = json_remove(ticket, '$.deadline_breached')",
+        Backend::Postgres => "UPDATE tickets SET ticket = ticket - 'deadline_breached'",
+    };
+    for sql in [
+        strip,
+        "DROP INDEX tickets_breached",
+        "ALTER TABLE tickets DROP COLUMN breached",
+        "DROP TABLE report_breached",
+        "ALTER TABLE report_facts DROP COLUMN breached",
+        "ALTER TABLE report_facts DROP COLUMN red_since",
+        "DELETE FROM _sqlx_migrations WHERE version = 8",
+    ] {
+        db.execute(sql).await;
+    }
+
+    let store = db.open().await;
+    let s = &*store;
+    assert_eq!(red_cards(s, w).await, before);
+    for id in [&h.id, &i.id] {
+        let stored = s.get_ticket(id).await.unwrap().unwrap();
+        let history: Vec<_> = s
+            .history(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event)
+            .collect();
+        assert!(stored.deadline_breached, "{id}");
+        assert_eq!(doorstep_domain::replay(&history).unwrap(), stored);
+    }
 }
