@@ -95,8 +95,11 @@ expect "the same work order again answers the same ticket with created=false" '$
 file --server "http://$addr" --external-ref PY-T1 --caller-name 张女士 --caller-phone 13800000003
 expect "--server also takes http://HOST:PORT" '$rc == 0 && $out == "ticket $first_id created=false"*'
 
+file --server "http://$addr" --external-ref PY-T1 --caller-name 张女士 --caller-phone 13800000003 --content "另一件事"
+expect "the same work order for another request is ALREADY_EXISTS naming the ticket, exit 1" '$rc == 1 && -z $out && $err == *ALREADY_EXISTS*"$first_id"*'
+
 file --server "$addr" --external-ref PY-T2 --node lixia/nowhere
-expect "a bad field is INVALID_ARGUMENT naming the field, exit 1" '$rc == 1 && -z $out && $err == *"INVALID_ARGUMENT: "*node*"lixia/nowhere"*'
+expect "a bad field is INVALID_ARGUMENT naming the field and its reason code, exit 1" '$rc == 1 && -z $out && $err == *"INVALID_ARGUMENT: "*node*"lixia/nowhere"* && $err == *"field node ["*'
 
 file --server 127.0.0.1:1 --retries 0 --timeout 5
 expect "no service: UNAVAILABLE, exit 1" '$rc == 1 && $err == *UNAVAILABLE*'
