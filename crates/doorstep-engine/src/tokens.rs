@@ -99,6 +99,14 @@ pub async fn issue(
             None => format!("{}@{scope}", request.role),
         },
     };
+    // Events are recorded under the principal's name; the scheduler's name is what marks an event as
+    // the scheduler's own (its yellow cards do not abort people's actions), so no token may carry it.
+    if name == doorstep_domain::Actor::SCHEDULER || name == "local" {
+        return Err(Error::invalid(
+            "name",
+            format!("{name:?} is reserved for the service itself; choose another name"),
+        ));
+    }
     let secret = format!("{PREFIX}{}", random_hex(32)?);
     let record = TokenRecord {
         id: format!("tok_{}", random_hex(6)?),
