@@ -21,6 +21,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("doorstep_descriptor.bin"),
         descriptors.encode_to_vec(),
     )?;
+    // google.rpc's error details (the BadRequest an INVALID_ARGUMENT carries), copied unchanged from
+    // googleapis: served by reflection only, so that grpcurl and other reflective clients decode them.
+    // Rust code uses tonic-types' own.
+    let details = "google/rpc/error_details.proto";
+    println!("cargo:rerun-if-changed={}", root.join(details).display());
+    std::fs::write(
+        out.join("rpc_details_descriptor.bin"),
+        protox::compile([details], [&root])?.encode_to_vec(),
+    )?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

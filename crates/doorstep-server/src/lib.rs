@@ -185,6 +185,7 @@ pub async fn start_with(
     let reflection = |builder: tonic_reflection::server::Builder<'static>| {
         builder
             .register_encoded_file_descriptor_set(doorstep_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(doorstep_proto::RPC_DETAILS_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let reflection_v1 = reflection(tonic_reflection::server::Builder::configure())
