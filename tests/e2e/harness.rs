@@ -103,6 +103,13 @@ impl Server {
                         "doorstep.v1.TicketService".into(),
                     )),
                 },
+                // The details an INVALID_ARGUMENT carries, so that reflective clients decode them.
+                ServerReflectionRequest {
+                    host: String::new(),
+                    message_request: Some(MessageRequest::FileContainingSymbol(
+                        "google.rpc.BadRequest".into(),
+                    )),
+                },
             ]);
             let mut responses = client
                 .server_reflection_info(requests)
@@ -122,11 +129,13 @@ impl Server {
                 }
                 other => panic!("v1 list services: {other:?}"),
             }
-            match responses.next().await.unwrap().unwrap().message_response {
-                Some(MessageResponse::FileDescriptorResponse(files)) => {
-                    assert!(!files.file_descriptor_proto.is_empty());
+            for symbol in ["doorstep.v1.TicketService", "google.rpc.BadRequest"] {
+                match responses.next().await.unwrap().unwrap().message_response {
+                    Some(MessageResponse::FileDescriptorResponse(files)) => {
+                        assert!(!files.file_descriptor_proto.is_empty(), "{symbol}");
+                    }
+                    other => panic!("v1 file containing {symbol}: {other:?}"),
                 }
-                other => panic!("v1 file containing symbol: {other:?}"),
             }
         }
         {
