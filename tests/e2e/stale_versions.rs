@@ -26,8 +26,9 @@ doorstep_store::both_backends!(
 );
 
 const WORKERS: &str = "lixia/jiefanglu/jiefangqiao/yard-129/workers";
-/// Sign-for within 20 s, the yellow card after 2 s.
-const SECONDS_POLICY: &str = "warning_share = 0.1\nacknowledge_within = \"20s\"\n";
+/// The yellow card 2.4 s after dispatch; the sign-for breach two minutes on, well after the test,
+/// however loaded the machine is.
+const SECONDS_POLICY: &str = "warning_share = 0.02\nacknowledge_within = \"120s\"\n";
 
 /// The real server over a fresh database, with the timers of its engine firing as they fall due (as
 /// the scheduler of `doorstep serve` fires them: claimed, fired in a batch, stale ones dropped).
