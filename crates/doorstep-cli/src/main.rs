@@ -25,6 +25,7 @@ mod report;
 mod retime;
 mod serve;
 mod setup;
+mod telemetry;
 mod token;
 
 use std::future::Future;
@@ -63,6 +64,8 @@ enum Command {
         /// sqlite://PATH or postgres://... [default: sqlite://doorstep.db].
         #[arg(long, env = "DOORSTEP_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
+        #[command(flatten)]
+        traces: telemetry::TraceArgs,
     },
     /// Re-times open tickets under a newer policy, on purpose (a policy change otherwise applies to
     /// new tickets only).
@@ -162,20 +165,23 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            init_logging();
-            block_on(serve::run(args))
+            let keys = serve::telemetry_keys(&args)?;
+            let traces = args.traces.clone();
+            block_on_observed(&traces, keys, serve::run(args))
         }
-        Command::Sla { database_url } => {
-            init_logging();
+        Command::Sla {
+            database_url,
+            traces,
+        } => {
             let url = database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL);
-            block_on(serve::run_sla(url))
+            block_on_observed(&traces, telemetry::FileKeys::default(), serve::run_sla(url))
         }
         Command::Retime(args) => {
-            init_logging();
+            telemetry::init_logs()?;
             block_on(retime::run(args))
         }
         Command::Migrate { database_url } => {
-            init_logging();
+            telemetry::init_logs()?;
             runtime()?.block_on(async {
                 let url = database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL);
                 let report = doorstep_store::migrate(url).await?;
@@ -190,7 +196,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Report(command) => block_on(report::run(command)),
         Command::Backup(args) => block_on(backup::run(args)),
         Command::Calendar(CalendarCommand::Put(args)) => {
-            init_logging();
+            telemetry::init_logs()?;
             block_on(setup::calendar(args))
         }
         Command::Calendar(CalendarCommand::IsWorkingDay { date, calendar }) => {
@@ -278,16 +284,26 @@ fn block_on(command: impl Future<Output = Result<()>>) -> Result<()> {
     })
 }
 
-/// Logs go to stderr; `DOORSTEP_LOG` (or `RUST_LOG`) sets the filter, `info` by default.
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = std::env::var("DOORSTEP_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".to_owned());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .try_init();
+/// [`block_on`] with logs and, where configured, traces (see `telemetry`), flushed at the end.
+fn block_on_observed(
+    traces: &telemetry::TraceArgs,
+    keys: telemetry::FileKeys,
+    command: impl Future<Output = Result<()>>,
+) -> Result<()> {
+    let runtime = runtime()?;
+    let telemetry = {
+        // The trace exporter's connection is spawned on this runtime.
+        let _entered = runtime.enter();
+        telemetry::init(traces, keys)?
+    };
+    let outcome = runtime.block_on(async {
+        let outcome = command.await;
+        let closed = close_databases().await;
+        outcome.and(closed)
+    });
+    // While the runtime still runs the exporter's connection.
+    telemetry.shutdown();
+    outcome
 }
 
 /// The databases this process opened, to close when its command ends.

@@ -60,6 +60,8 @@ pub(crate) struct ServeArgs {
         requires = "tls_cert"
     )]
     tls_client_ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) traces: crate::telemetry::TraceArgs,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,6 +71,9 @@ struct ConfigFile {
     database_url: Option<String>,
     demo: Option<bool>,
     auth: Option<String>,
+    /// Read by `telemetry` before the rest (logging starts first).
+    log_format: Option<String>,
+    otlp_endpoint: Option<String>,
 }
 
 /// What `serve` runs with, once flags, environment and the config file are merged.
@@ -152,6 +157,26 @@ fn settings(args: ServeArgs) -> Result<Settings> {
             .unwrap_or_else(|| crate::DEFAULT_DATABASE_URL.to_owned()),
         demo: args.demo || file.demo.unwrap_or(false),
         sla: !args.no_sla,
+    })
+}
+
+/// The config file's log and trace keys, read before logging starts (the rest is read by `run`).
+pub(crate) fn telemetry_keys(args: &ServeArgs) -> Result<crate::telemetry::FileKeys> {
+    let Some(path) = &args.config else {
+        return Ok(crate::telemetry::FileKeys::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    let file = toml::from_str::<ConfigFile>(&text).map_err(|e| {
+        anyhow!(
+            "config file {}: {}",
+            path.display(),
+            e.message().replace('\n', " ")
+        )
+    })?;
+    Ok(crate::telemetry::FileKeys {
+        log_format: file.log_format,
+        otlp_endpoint: file.otlp_endpoint,
     })
 }
 

@@ -219,6 +219,7 @@ impl Engine {
     /// registered for a different request is refused ([`Error::AlreadyExists`]); when concurrent
     /// requests race for one reference, the store's key picks the one registered and every other is
     /// compared with it.
+    #[tracing::instrument(name = "engine.create_ticket", skip_all)]
     pub async fn create_ticket(
         &self,
         principal: &Principal,
@@ -310,6 +311,7 @@ impl Engine {
     }
 
     /// Reads a ticket the principal may see; out of scope reads as not found (no existence leak).
+    #[tracing::instrument(name = "engine.get_ticket", skip_all, fields(ticket = %id))]
     pub async fn get_ticket(&self, principal: &Principal, id: &TicketId) -> Result<Ticket, Error> {
         let ticket = self
             .store
@@ -330,6 +332,7 @@ impl Engine {
     }
 
     /// A ticket with its whole history and the reasons for its deadlines.
+    #[tracing::instrument(name = "engine.timeline", skip_all, fields(ticket = %id))]
     pub async fn timeline(
         &self,
         principal: &Principal,
@@ -350,6 +353,7 @@ impl Engine {
     /// loses a race is tried once more on the ticket as it then is, under the same rule: the other
     /// writer is most often the scheduler firing a timer, which must not abort a person's action. A
     /// second lost race is a conflict: the ticket is busy, and the caller had better read it again.
+    #[tracing::instrument(name = "engine.act", skip_all, fields(ticket = %id))]
     pub async fn act(
         &self,
         principal: &Principal,
@@ -457,6 +461,7 @@ impl Engine {
     }
 
     /// Persists an action's events; the reply goes out only after this returns.
+    #[tracing::instrument(name = "engine.commit", level = "debug", skip_all, fields(ticket = %after.id))]
     pub async fn commit(
         &self,
         before: &Ticket,
@@ -520,6 +525,7 @@ impl Engine {
     }
 
     /// A console's list, scoped to the principal.
+    #[tracing::instrument(name = "engine.list_tickets", skip_all)]
     pub async fn list_tickets(
         &self,
         principal: &Principal,

@@ -43,6 +43,7 @@ fn toml_field(text: &str) -> Result<&str, Error> {
 
 #[tonic::async_trait]
 impl AdminService for Admin {
+    #[tracing::instrument(name = "doorstep.v1.AdminService/ImportDistrict", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "ImportDistrict"))]
     async fn import_district(
         &self,
         request: Request<w::ImportDistrictRequest>,
@@ -61,6 +62,7 @@ impl AdminService for Admin {
         }))
     }
 
+    #[tracing::instrument(name = "doorstep.v1.AdminService/ListNodes", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "ListNodes"))]
     async fn list_nodes(
         &self,
         request: Request<w::ListNodesRequest>,
@@ -92,6 +94,7 @@ impl AdminService for Admin {
         Ok(Response::new(w::ListNodesResponse { nodes }))
     }
 
+    #[tracing::instrument(name = "doorstep.v1.AdminService/GetNode", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "GetNode"))]
     async fn get_node(
         &self,
         request: Request<w::GetNodeRequest>,
@@ -108,6 +111,7 @@ impl AdminService for Admin {
         }
     }
 
+    #[tracing::instrument(name = "doorstep.v1.AdminService/ListUnits", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "ListUnits"))]
     async fn list_units(
         &self,
         request: Request<w::ListUnitsRequest>,
@@ -124,6 +128,7 @@ impl AdminService for Admin {
         Ok(Response::new(w::ListUnitsResponse { units }))
     }
 
+    #[tracing::instrument(name = "doorstep.v1.AdminService/ListCatalogue", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "ListCatalogue"))]
     async fn list_catalogue(
         &self,
         request: Request<w::ListCatalogueRequest>,
@@ -139,6 +144,7 @@ impl AdminService for Admin {
         }))
     }
 
+    #[tracing::instrument(name = "doorstep.v1.AdminService/PutCalendarYear", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "PutCalendarYear"))]
     async fn put_calendar_year(
         &self,
         request: Request<w::CalendarYear>,
@@ -162,6 +168,7 @@ impl AdminService for Admin {
         )))
     }
 
+    #[tracing::instrument(name = "doorstep.v1.AdminService/GetCalendarYear", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "GetCalendarYear"))]
     async fn get_calendar_year(
         &self,
         request: Request<w::GetCalendarYearRequest>,
@@ -180,6 +187,7 @@ impl AdminService for Admin {
         )))
     }
 
+    #[tracing::instrument(name = "doorstep.v1.AdminService/PutPolicy", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "PutPolicy"))]
     async fn put_policy(
         &self,
         request: Request<w::PutPolicyRequest>,
@@ -193,6 +201,7 @@ impl AdminService for Admin {
         Ok(Response::new(wire_policy(stored)))
     }
 
+    #[tracing::instrument(name = "doorstep.v1.AdminService/GetPolicy", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "GetPolicy"))]
     async fn get_policy(
         &self,
         request: Request<w::GetPolicyRequest>,
@@ -210,6 +219,7 @@ impl AdminService for Admin {
         )))
     }
 
+    #[tracing::instrument(name = "doorstep.v1.AdminService/QueryAuditLog", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "QueryAuditLog"))]
     async fn query_audit_log(
         &self,
         request: Request<w::QueryAuditLogRequest>,

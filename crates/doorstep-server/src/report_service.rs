@@ -161,7 +161,7 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<w::Event, Status>> + Send + 
 
 #[tonic::async_trait]
 impl ReportService for Reports {
-    #[tracing::instrument(skip_all, fields(rpc = "GetSlaReport"))]
+    #[tracing::instrument(name = "doorstep.v1.ReportService/GetSlaReport", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "GetSlaReport"))]
     async fn get_sla_report(
         &self,
         request: Request<w::SlaReportRequest>,
@@ -180,7 +180,7 @@ impl ReportService for Reports {
 
     /// The subtree's events after `after_seq` up to the last one committed when the call began, in
     /// pages; resuming from the last seq received continues exactly after it.
-    #[tracing::instrument(skip_all, fields(rpc = "ExportEvents"))]
+    #[tracing::instrument(name = "doorstep.v1.ReportService/ExportEvents", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "ExportEvents"))]
     async fn export_events(
         &self,
         request: Request<w::ExportEventsRequest>,

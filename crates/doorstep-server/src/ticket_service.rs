@@ -129,6 +129,7 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<w::Event, Status>> + Send + 
 
 #[tonic::async_trait]
 impl TicketService for Tickets {
+    #[tracing::instrument(name = "doorstep.v1.TicketService/CreateTicket", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "CreateTicket"))]
     async fn create_ticket(
         &self,
         request: Request<w::CreateTicketRequest>,
@@ -152,6 +153,7 @@ impl TicketService for Tickets {
         }))
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/GetTicket", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "GetTicket"))]
     async fn get_ticket(
         &self,
         request: Request<w::GetTicketRequest>,
@@ -168,6 +170,7 @@ impl TicketService for Tickets {
         ))
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/GetTimeline", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "GetTimeline"))]
     async fn get_timeline(
         &self,
         request: Request<w::GetTimelineRequest>,
@@ -186,6 +189,7 @@ impl TicketService for Tickets {
         }))
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/ListTickets", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "ListTickets"))]
     async fn list_tickets(
         &self,
         request: Request<w::ListTicketsRequest>,
@@ -269,6 +273,7 @@ impl TicketService for Tickets {
 
     type WatchEventsStream = EventStream;
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/WatchEvents", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "WatchEvents"))]
     async fn watch_events(
         &self,
         request: Request<w::WatchEventsRequest>,
@@ -313,6 +318,7 @@ impl TicketService for Tickets {
         })))
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/DispatchTicket", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "DispatchTicket"))]
     async fn dispatch_ticket(
         &self,
         request: Request<w::DispatchTicketRequest>,
@@ -336,6 +342,7 @@ impl TicketService for Tickets {
         .await
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/AcknowledgeTicket", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "AcknowledgeTicket"))]
     async fn acknowledge_ticket(
         &self,
         request: Request<w::TicketAction>,
@@ -348,6 +355,7 @@ impl TicketService for Tickets {
         .await
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/ReturnTicket", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "ReturnTicket"))]
     async fn return_ticket(
         &self,
         request: Request<w::TicketAction>,
@@ -361,6 +369,7 @@ impl TicketService for Tickets {
         .await
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/SuspendTicket", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "SuspendTicket"))]
     async fn suspend_ticket(
         &self,
         request: Request<w::TicketAction>,
@@ -373,6 +382,7 @@ impl TicketService for Tickets {
         .await
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/ResumeTicket", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "ResumeTicket"))]
     async fn resume_ticket(
         &self,
         request: Request<w::TicketAction>,
@@ -385,6 +395,7 @@ impl TicketService for Tickets {
         .await
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/RequestExtension", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "RequestExtension"))]
     async fn request_extension(
         &self,
         request: Request<w::RequestExtensionRequest>,
@@ -415,6 +426,7 @@ impl TicketService for Tickets {
         .await
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/DecideExtension", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "DecideExtension"))]
     async fn decide_extension(
         &self,
         request: Request<w::DecideExtensionRequest>,
@@ -435,6 +447,7 @@ impl TicketService for Tickets {
         .await
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/WhistleTicket", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "WhistleTicket"))]
     async fn whistle_ticket(
         &self,
         request: Request<w::WhistleTicketRequest>,
@@ -471,6 +484,7 @@ impl TicketService for Tickets {
         .await
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/ReportIn", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "ReportIn"))]
     async fn report_in(
         &self,
         request: Request<w::TicketAction>,
@@ -483,6 +497,7 @@ impl TicketService for Tickets {
         .await
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/UrgeTicket", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "UrgeTicket"))]
     async fn urge_ticket(
         &self,
         request: Request<w::TicketAction>,
@@ -495,6 +510,7 @@ impl TicketService for Tickets {
         .await
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/SuperviseTicket", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "SuperviseTicket"))]
     async fn supervise_ticket(
         &self,
         request: Request<w::TicketAction>,
@@ -507,6 +523,7 @@ impl TicketService for Tickets {
         .await
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/EscalateTicket", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "EscalateTicket"))]
     async fn escalate_ticket(
         &self,
         request: Request<w::TicketAction>,
@@ -521,6 +538,7 @@ impl TicketService for Tickets {
         .await
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/ReclassifyTicket", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "ReclassifyTicket"))]
     async fn reclassify_ticket(
         &self,
         request: Request<w::ReclassifyTicketRequest>,
@@ -542,6 +560,7 @@ impl TicketService for Tickets {
         .await
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/ResolveTicket", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "ResolveTicket"))]
     async fn resolve_ticket(
         &self,
         request: Request<w::ResolveTicketRequest>,
@@ -561,6 +580,7 @@ impl TicketService for Tickets {
         .await
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/RecordCallback", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "RecordCallback"))]
     async fn record_callback(
         &self,
         request: Request<w::RecordCallbackRequest>,
@@ -583,6 +603,7 @@ impl TicketService for Tickets {
         .await
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/MergeTicket", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "MergeTicket"))]
     async fn merge_ticket(
         &self,
         request: Request<w::MergeTicketRequest>,
@@ -621,6 +642,7 @@ impl TicketService for Tickets {
         .await
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/CancelTicket", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "CancelTicket"))]
     async fn cancel_ticket(
         &self,
         request: Request<w::TicketAction>,
@@ -633,6 +655,7 @@ impl TicketService for Tickets {
         .await
     }
 
+    #[tracing::instrument(name = "doorstep.v1.TicketService/AddNote", skip_all, fields(otel.kind = "server", rpc.system = "grpc", rpc.method = "AddNote"))]
     async fn add_note(
         &self,
         request: Request<w::TicketAction>,

@@ -103,6 +103,7 @@ impl Scheduler {
     /// Batches overlap: the next batch is claimed before the current one commits (the claim reaches
     /// the store first), and decided while it commits, unless it shares a ticket with it, whose commit
     /// it must see. Commits stay one after the other, in claim order.
+    #[tracing::instrument(name = "sla.tick", level = "debug", skip_all)]
     pub async fn tick(&self) -> Result<Round, Error> {
         let mut total = Round::default();
         let mut due = self.claim().await?;

@@ -76,6 +76,7 @@ impl Engine {
     /// the result. A breach escalates one rung from the breach instant; exactly once, because the commit
     /// is checked against the version the decision was made on (a concurrent scheduler or command makes
     /// this one re-read and find the clock already moved).
+    #[tracing::instrument(name = "engine.fire", level = "debug", skip_all, fields(ticket = %ticket_id))]
     pub async fn fire(&self, ticket_id: &TicketId, timer: &Timer) -> Result<Fired, Error> {
         let recorded = self
             .decide_and_commit(ticket_id, |ticket, shared, policy| {
@@ -134,6 +135,7 @@ impl Engine {
     /// ticket as the timers before it in the batch left it, and commits every decision in one store
     /// call (each standing alone). A decision that lost a race with a concurrent command is fired
     /// again on its own through [`Engine::fire`]. One answer per timer, in order.
+    #[tracing::instrument(name = "engine.fire_batch", level = "debug", skip_all, fields(timers = due.len()))]
     pub async fn fire_batch(&self, due: &[DueTimer]) -> Vec<Result<Fired, Error>> {
         let decided = self.decide_batch(due).await;
         self.commit_batch(due, decided).await
@@ -141,6 +143,7 @@ impl Engine {
 
     /// The first half of [`Engine::fire_batch`]: reads the batch's tickets and decides every timer,
     /// writing nothing. The scheduler decides the next batch this way while the current one commits.
+    #[tracing::instrument(name = "engine.decide_batch", level = "debug", skip_all, fields(timers = due.len()))]
     pub async fn decide_batch(&self, due: &[DueTimer]) -> DecidedBatch {
         let mut ids: Vec<TicketId> = due.iter().map(|d| d.ticket_id.clone()).collect();
         ids.sort();
@@ -187,6 +190,7 @@ impl Engine {
 
     /// The second half of [`Engine::fire_batch`]: commits a decided batch, then fires one at a time
     /// whatever lost a race. `due` is the batch `decided` was decided from.
+    #[tracing::instrument(name = "engine.commit_batch", level = "debug", skip_all, fields(timers = due.len()))]
     pub async fn commit_batch(
         &self,
         due: &[DueTimer],

@@ -185,6 +185,7 @@ macro_rules! store_impl {
 
         #[async_trait::async_trait]
         impl $crate::Store for $store {
+            #[tracing::instrument(name = "store.create_ticket", level = "debug", skip_all)]
             async fn create_ticket(
                 &self,
                 new: $crate::NewTicket<'_>,
@@ -192,6 +193,7 @@ macro_rules! store_impl {
                 <Self as $crate::common::shared::Backend>::create_ticket(self, new).await
             }
 
+            #[tracing::instrument(name = "store.commit", level = "debug", skip_all)]
             async fn commit(
                 &self,
                 c: $crate::Commit<'_>,
@@ -199,6 +201,7 @@ macro_rules! store_impl {
                 <Self as $crate::common::shared::Backend>::commit(self, c).await
             }
 
+            #[tracing::instrument(name = "store.commit_all", level = "debug", skip_all)]
             async fn commit_all(
                 &self,
                 commits: &[$crate::Commit<'_>],
@@ -206,6 +209,7 @@ macro_rules! store_impl {
                 <Self as $crate::common::shared::Backend>::commit_all(self, commits).await
             }
 
+            #[tracing::instrument(name = "store.get_ticket", level = "debug", skip_all)]
             async fn get_ticket(
                 &self,
                 id: &doorstep_domain::TicketId,
@@ -219,6 +223,7 @@ macro_rules! store_impl {
                     .transpose()
             }
 
+            #[tracing::instrument(name = "store.get_tickets", level = "debug", skip_all)]
             async fn get_tickets(
                 &self,
                 ids: &[doorstep_domain::TicketId],
@@ -266,6 +271,7 @@ macro_rules! store_impl {
                 Ok(row.map(|(p,)| p))
             }
 
+            #[tracing::instrument(name = "store.list_tickets", level = "debug", skip_all)]
             async fn list_tickets(
                 &self,
                 query: &$crate::TicketQuery,
@@ -354,6 +360,7 @@ macro_rules! store_impl {
                 codec::next_claimable(&rows)
             }
 
+            #[tracing::instrument(name = "store.claim_due_timers", level = "debug", skip_all)]
             async fn claim_due_timers(
                 &self,
                 now: chrono::DateTime<chrono::Utc>,
