@@ -21,6 +21,7 @@
 
 mod audit;
 mod backup;
+mod exporter;
 mod report;
 mod retime;
 mod serve;
@@ -63,6 +64,9 @@ enum Command {
         /// sqlite://PATH or postgres://... [default: sqlite://doorstep.db].
         #[arg(long, env = "DOORSTEP_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
+        /// Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT) [default: off].
+        #[arg(long, env = "DOORSTEP_METRICS_LISTEN", value_name = "ADDR")]
+        metrics_listen: Option<String>,
     },
     /// Re-times open tickets under a newer policy, on purpose (a policy change otherwise applies to
     /// new tickets only).
@@ -165,10 +169,17 @@ fn run(cli: Cli) -> Result<()> {
             init_logging();
             block_on(serve::run(args))
         }
-        Command::Sla { database_url } => {
+        Command::Sla {
+            database_url,
+            metrics_listen,
+        } => {
             init_logging();
             let url = database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL);
-            block_on(serve::run_sla(url))
+            let metrics = metrics_listen
+                .as_deref()
+                .map(serve::metrics_address)
+                .transpose()?;
+            block_on(serve::run_sla(url, metrics))
         }
         Command::Retime(args) => {
             init_logging();
