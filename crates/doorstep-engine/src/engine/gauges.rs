@@ -22,7 +22,7 @@ impl Engine {
     pub async fn sample_gauges(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut round = 0u32;
         loop {
-            self.sample(round % OPEN_EVERY == 0).await;
+            self.sample(round.is_multiple_of(OPEN_EVERY)).await;
             round = round.wrapping_add(1);
             if tokio::time::timeout(EVERY, shutdown.wait_for(|stop| *stop))
                 .await
