@@ -21,6 +21,7 @@
 
 mod audit;
 mod backup;
+mod exporter;
 mod report;
 mod retime;
 mod serve;
@@ -66,6 +67,9 @@ enum Command {
         database_url: Option<String>,
         #[command(flatten)]
         traces: telemetry::TraceArgs,
+        /// Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT) [default: off].
+        #[arg(long, env = "DOORSTEP_METRICS_LISTEN", value_name = "ADDR")]
+        metrics_listen: Option<String>,
     },
     /// Re-times open tickets under a newer policy, on purpose (a policy change otherwise applies to
     /// new tickets only).
@@ -172,9 +176,18 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sla {
             database_url,
             traces,
+            metrics_listen,
         } => {
             let url = database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL);
-            block_on_observed(&traces, telemetry::FileKeys::default(), serve::run_sla(url))
+            let metrics = metrics_listen
+                .as_deref()
+                .map(serve::metrics_address)
+                .transpose()?;
+            block_on_observed(
+                &traces,
+                telemetry::FileKeys::default(),
+                serve::run_sla(url, metrics),
+            )
         }
         Command::Retime(args) => {
             telemetry::init_logs()?;

@@ -19,7 +19,8 @@ pub(crate) struct ServeArgs {
     /// sqlite://PATH or postgres://... [default: sqlite://doorstep.db, created and migrated].
     #[arg(long, env = "DOORSTEP_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    /// A TOML file with `listen` and `database_url` (flags and environment win over it).
+    /// A TOML file with `listen`, `database_url`, `demo`, `auth` and `metrics_listen` (flags and
+    /// environment win over it).
     #[arg(long, env = "DOORSTEP_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Load the Lixia example district (an idempotent upsert: a restarted demo keeps its tickets).
@@ -62,6 +63,9 @@ pub(crate) struct ServeArgs {
     tls_client_ca: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) traces: crate::telemetry::TraceArgs,
+    /// Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT) [default: off].
+    #[arg(long, env = "DOORSTEP_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +78,7 @@ struct ConfigFile {
     /// Read by `telemetry` before the rest (logging starts first).
     log_format: Option<String>,
     otlp_endpoint: Option<String>,
+    metrics_listen: Option<String>,
 }
 
 /// What `serve` runs with, once flags, environment and the config file are merged.
@@ -87,6 +92,15 @@ struct Settings {
     auth_required: bool,
     rate_limit: doorstep_server::RateLimit,
     tls: Option<doorstep_server::Tls>,
+    /// Where `/metrics` is served; `None`: no metrics.
+    metrics_listen: Option<SocketAddr>,
+}
+
+/// A `--metrics-listen` address.
+pub(crate) fn metrics_address(addr: &str) -> Result<SocketAddr> {
+    addr.trim().parse().map_err(|_| {
+        anyhow!("invalid metrics listen address {addr:?} (expected HOST:PORT, e.g. 0.0.0.0:9090)")
+    })
 }
 
 fn settings(args: ServeArgs) -> Result<Settings> {
@@ -143,7 +157,14 @@ fn settings(args: ServeArgs) -> Result<Settings> {
         }),
         _ => None,
     };
+    let metrics_listen = args
+        .metrics_listen
+        .or(file.metrics_listen)
+        .as_deref()
+        .map(metrics_address)
+        .transpose()?;
     Ok(Settings {
+        metrics_listen,
         tls,
         auth_required,
         rate_limit: doorstep_server::RateLimit {
@@ -225,6 +246,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     )
     .await
     .context("cannot start the server")?;
+    if let Some(addr) = settings.metrics_listen {
+        crate::exporter::serve(addr, Arc::clone(&engine), running.shutdown_signal()).await?;
+    }
     // Changes made through other replicas, schedulers or CLI commands reach this process.
     tokio::spawn(engine.config_follower(running.shutdown_signal()));
     let scheduler = settings.sla.then(|| {
@@ -246,9 +270,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
 }
 
 /// `doorstep sla`: the scheduler alone, beside service replicas that run with `--no-sla`.
-pub(crate) async fn run_sla(database_url: &str) -> Result<()> {
+pub(crate) async fn run_sla(database_url: &str, metrics: Option<SocketAddr>) -> Result<()> {
     let engine = crate::open_engine(database_url).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    if let Some(addr) = metrics {
+        crate::exporter::serve(addr, Arc::clone(&engine), stopped.clone()).await?;
+    }
     tokio::spawn(engine.config_follower(stopped.clone()));
     let scheduler = doorstep_sla::Scheduler::new(engine, doorstep_sla::SchedulerConfig::default());
     let task = tokio::spawn(async move { scheduler.run(stopped).await });

@@ -21,6 +21,7 @@ use crate::error::Error;
 mod config;
 mod feed;
 mod firing;
+mod gauges;
 mod retiming;
 
 use config::Shared;
@@ -299,6 +300,7 @@ impl Engine {
         {
             Created::New(stored) => {
                 self.published(&stored);
+                crate::observe::committed(&Vec::new(), &ticket);
                 tracing::info!(ticket = %ticket.id, level = %ticket.level, node = %ticket.intake.node, "ticket registered");
                 Ok((ticket, true))
             }
@@ -480,6 +482,7 @@ impl Engine {
             })
             .await?;
         self.published(&stored);
+        crate::observe::committed(&crate::observe::fallback_clocks(before), after);
         Ok(())
     }
 

@@ -15,6 +15,7 @@
 //! - [`tokens`]: issuing tokens (random, shown once, stored as a hash);
 //! - [`report`]: the SLA report ([`Engine::sla_report`]): windows, groups, period steps, rates; and
 //!   the catch-up of the reporting rows ([`Engine::catch_up_reports`]);
+//! - [`observe`]: the calendar-fallback counter and its warning;
 //! - [`error`]: [`Error`], the failures a caller can see, and their [`ErrorKind`].
 //!
 //! [`Store`]: doorstep_store::Store
@@ -23,6 +24,7 @@ pub mod access;
 pub mod auth;
 pub mod engine;
 pub mod error;
+pub mod observe;
 mod reach;
 pub mod report;
 pub mod tokens;

@@ -7,6 +7,7 @@
 //! - [`convert`]: wire ↔ domain, where every field is validated and named in its error;
 //! - [`gate`]: what every call passes first: authentication (the bearer token read from the call's
 //!   metadata), the rate limit, the role × RPC table;
+//! - [`observe`]: the log line and the metrics of every call;
 //! - [`error`]: the one mapping of the engine's errors to gRPC statuses;
 //! - `fuzzing` (feature `fuzzing`): the fuzz target over request validation and the lifecycle.
 //!
@@ -19,6 +20,7 @@ pub mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod gate;
+pub mod observe;
 pub mod report_service;
 pub mod ticket_service;
 
@@ -211,6 +213,7 @@ pub async fn start_with(
     let mut stop = shutdown_rx;
     let incoming = accepted(listener);
     let mut builder = with_tls(tonic::transport::Server::builder(), options.tls.as_ref())?
+        .layer(observe::ObserveLayer)
         .layer(tower::util::MapResponseLayer::new(error::rewrite_too_large));
     let task = tokio::spawn(async move {
         let result = builder

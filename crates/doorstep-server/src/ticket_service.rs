@@ -90,6 +90,7 @@ impl Tickets {
         action: Action,
     ) -> Result<Response<w::Ticket>, Status> {
         let id = convert::ticket_id("id", id).map_err(to_status)?;
+        crate::observe::note_ticket(id.as_str());
         if version <= 0 {
             return Err(to_status(Error::invalid(
                 "version",
@@ -142,6 +143,7 @@ impl TicketService for Tickets {
             .create_ticket(&principal, intake, level_hint)
             .await
             .map_err(to_status)?;
+        crate::observe::note_ticket(ticket.id.as_str());
         let view = self
             .engine
             .disclose_to_sender(&principal, Rpc::CreateTicket, &ticket, &sent)
@@ -160,6 +162,7 @@ impl TicketService for Tickets {
     ) -> Result<Response<w::Ticket>, Status> {
         let principal = self.gate.admit(&request, Rpc::GetTicket).await?;
         let id = convert::ticket_id("id", &request.get_ref().id).map_err(to_status)?;
+        crate::observe::note_ticket(id.as_str());
         let ticket = self
             .engine
             .get_ticket(&principal, &id)
@@ -177,6 +180,7 @@ impl TicketService for Tickets {
     ) -> Result<Response<w::Timeline>, Status> {
         let principal = self.gate.admit(&request, Rpc::GetTimeline).await?;
         let id = convert::ticket_id("id", &request.get_ref().id).map_err(to_status)?;
+        crate::observe::note_ticket(id.as_str());
         let (ticket, history, explanations) = self
             .engine
             .timeline(&principal, &id)
@@ -315,6 +319,7 @@ impl TicketService for Tickets {
         Ok(Response::new(Box::pin(WatchStream {
             events: rx,
             end: Some(end_rx),
+            _open: crate::observe::WatchGauge::open(),
         })))
     }
 
@@ -725,6 +730,7 @@ fn fallen_behind(delivered: i64) -> Status {
 struct WatchStream {
     events: mpsc::Receiver<w::Event>,
     end: Option<oneshot::Receiver<Status>>,
+    _open: crate::observe::WatchGauge,
 }
 
 impl Stream for WatchStream {

@@ -19,6 +19,8 @@
 //! is how it sees timers armed by other processes: a short bounded poll rather than LISTEN/NOTIFY, so the
 //! same code runs on PostgreSQL-compatible distributed engines that lack notifications.
 //!
+//! Metrics (to the `metrics` facade; nothing without a recorder): [`LATENESS`], [`FIRED`].
+//!
 //! The crate is this one file: the [`Scheduler`] ([`Scheduler::tick`], a round; [`Scheduler::run`],
 //! rounds until shutdown), its [`SchedulerConfig`], and the [`Round`] it reports.
 
@@ -32,6 +34,11 @@ use doorstep_engine::engine::Fired;
 use doorstep_engine::{Engine, Error};
 use doorstep_store::DueTimer;
 use tokio::sync::watch;
+
+/// From a timer's due instant to the commit of its firing, in seconds.
+pub const LATENESS: &str = "doorstep_sla_lateness_seconds";
+/// Events the scheduler recorded, by kind (`WARNED`, `BREACHED`, `ESCALATED`, ...).
+pub const FIRED: &str = "doorstep_sla_fired_total";
 
 /// How a scheduler claims and waits.
 #[derive(Debug, Clone)]
@@ -159,11 +166,15 @@ impl Scheduler {
             claimed: due.len(),
             ..Round::default()
         };
+        let committed = self.engine.now();
         for (timer, answer) in due.iter().zip(answers) {
             match answer {
                 Ok(Fired::Recorded(events)) => {
                     round.fired += 1;
+                    let late = (committed - timer.timer.due_at).num_milliseconds();
+                    metrics::histogram!(LATENESS).record(late.max(0) as f64 / 1000.0);
                     for e in &events {
+                        metrics::counter!(FIRED, "kind" => e.event.change.kind()).increment(1);
                         tracing::debug!(
                             ticket = %e.ticket_id,
                             kind = e.event.change.kind(),

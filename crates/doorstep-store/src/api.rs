@@ -97,6 +97,15 @@ pub struct ImportCounts {
     pub catalogue_entries: u32,
 }
 
+/// The connections of a store's pool (the read pool for SQLite, whose writes go through one
+/// writer), sampled for the operator's gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Open connections, idle and busy.
+    pub size: u32,
+    pub idle: u32,
+}
+
 /// One accepted policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyVersion {
@@ -230,6 +239,16 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn project_reports(&self, limit: u32) -> Result<u64>;
     /// How many appended events the reporting rows do not include yet.
     async fn reports_behind(&self) -> Result<i64>;
+
+    // Gauges for the operator: cheap counts, sampled every few seconds.
+
+    /// Armed timers due at `now` (claimed or not): the scheduler's backlog.
+    async fn count_due_timers(&self, now: DateTime<Utc>) -> Result<i64>;
+    /// Open tickets (not resolved, not terminal) per level, by the level's name; levels without
+    /// any are left out.
+    async fn open_tickets_by_level(&self) -> Result<Vec<(String, i64)>>;
+    /// The pool's connections now.
+    fn pool_use(&self) -> PoolUse;
 
     // Closing, once the server and the scheduler stopped.
 

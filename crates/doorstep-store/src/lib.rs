@@ -43,7 +43,7 @@ use doorstep_domain::TicketId;
 
 pub use api::{
     AuditEntry, AuditQuery, Commit, Created, DueTimer, ImportCounts, NewTicket, PolicyVersion,
-    Store, StoredEvent, TicketPage, TicketQuery, TokenRecord,
+    PoolUse, Store, StoredEvent, TicketPage, TicketQuery, TokenRecord,
 };
 pub use migrations::MigrationReport;
 pub use options::{ConnectOptions, SqliteSync, backup, connect, migrate, redact};

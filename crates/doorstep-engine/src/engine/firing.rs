@@ -39,6 +39,8 @@ struct Decided {
     /// Its place in the batch.
     index: usize,
     before_version: i64,
+    /// The ticket's clocks reckoned on the calendar fallback before the firing.
+    fallback_before: crate::observe::FallbackClocks,
     next: Ticket,
     events: Vec<Event>,
 }
@@ -120,6 +122,7 @@ impl Engine {
             {
                 Ok(stored) => {
                     self.published(&stored);
+                    crate::observe::committed(&crate::observe::fallback_clocks(&ticket), &next);
                     return Ok(Some(stored));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
@@ -173,10 +176,12 @@ impl Engine {
             match decision {
                 Ok(Some((next, events))) => {
                     let before_version = ticket.version;
+                    let fallback_before = crate::observe::fallback_clocks(ticket);
                     tickets.insert(d.ticket_id.clone(), next.clone());
                     decided.push(Decided {
                         index,
                         before_version,
+                        fallback_before,
                         next,
                         events,
                     });
@@ -214,6 +219,7 @@ impl Engine {
                     answers[d.index] = match result {
                         Ok(stored) => {
                             self.published(&stored);
+                            crate::observe::committed(&d.fallback_before, &d.next);
                             Some(Ok(Fired::Recorded(stored)))
                         }
                         // Raced by a command: left for the one-at-a-time path below.

@@ -676,6 +676,30 @@ macro_rules! store_impl {
                 Ok(behind)
             }
 
+            async fn count_due_timers(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<i64> {
+                let (due,): (i64,) = sqlx::query_as($crate::common::sql::COUNT_DUE_TIMERS)
+                    .bind($crate::common::codec::millis(now))
+                    .fetch_one(&self.$reads)
+                    .await?;
+                Ok(due)
+            }
+
+            async fn open_tickets_by_level(&self) -> $crate::Result<Vec<(String, i64)>> {
+                Ok(sqlx::query_as($crate::common::sql::OPEN_TICKETS_BY_LEVEL)
+                    .fetch_all(&self.$reads)
+                    .await?)
+            }
+
+            fn pool_use(&self) -> $crate::PoolUse {
+                $crate::PoolUse {
+                    size: self.$reads.size(),
+                    idle: u32::try_from(self.$reads.num_idle()).unwrap_or(u32::MAX),
+                }
+            }
+
             async fn close(&self) -> $crate::Result<()> {
                 <Self as $crate::common::shared::Backend>::close(self).await
             }

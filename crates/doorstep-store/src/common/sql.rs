@@ -98,6 +98,12 @@ pub(crate) const POLICY: &str = "SELECT version, toml, created_at FROM policies 
 pub(crate) const REPORTS_BEHIND: &str = "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events) - projected \
     FROM report_state WHERE id = 1";
 
+/// Armed timers due at $1 (ms), through the due-time index.
+pub(crate) const COUNT_DUE_TIMERS: &str =
+    "SELECT CAST(COUNT(*) AS BIGINT) FROM timers WHERE due_at <= $1";
+/// Open tickets per level (the statuses of `Status::is_open`), through the status index.
+pub(crate) const OPEN_TICKETS_BY_LEVEL: &str = "SELECT level, CAST(COUNT(*) AS BIGINT) FROM tickets \
+    WHERE status IN ('NEW', 'RETURNED', 'DISPATCHED', 'IN_PROGRESS', 'SUSPENDED') GROUP BY level";
 pub(crate) const NODE_PATH: &str = "SELECT node_path FROM tickets WHERE id = $1";
 /// The highest seq written so far.
 pub(crate) const LAST_SEQ: &str = "SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) FROM events";

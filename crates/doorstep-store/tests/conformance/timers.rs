@@ -14,7 +14,50 @@ doorstep_store::both_backends!(
     a_claimed_timer_is_dropped_only_while_unchanged,
     tickets_with_timers_are_found_by_due_time,
     a_claim_never_exceeds_its_limit_on_an_analyzed_table,
+    the_operators_gauges_count_due_timers_open_tickets_and_connections,
 );
+
+async fn the_operators_gauges_count_due_timers_open_tickets_and_connections(db: TestDb) {
+    let world = World::new();
+    let store = db.open().await;
+    assert_eq!(store.count_due_timers(t0()).await.unwrap(), 0);
+    assert!(store.open_tickets_by_level().await.unwrap().is_empty());
+    let workers = "lx/s1/c1/y1/workers";
+    let routine = file(
+        &*store,
+        &world,
+        "t-1",
+        Y1,
+        Level::Routine,
+        Some(workers),
+        t0(),
+    )
+    .await;
+    file(&*store, &world, "t-2", Y1, Level::Hard, Some(workers), t0()).await;
+    file(&*store, &world, "t-3", Y1, Level::Hard, None, t0()).await;
+    let mut open = store.open_tickets_by_level().await.unwrap();
+    open.sort();
+    assert_eq!(
+        open,
+        vec![("HARD".to_owned(), 2), ("ROUTINE".to_owned(), 1)]
+    );
+
+    let mut due: Vec<DateTime<Utc>> = routine.timers().iter().map(|t| t.due_at).collect();
+    due.sort();
+    assert_eq!(store.count_due_timers(t0()).await.unwrap(), 0);
+    assert!(store.count_due_timers(due[0]).await.unwrap() >= 1);
+    let all = store
+        .count_due_timers(t0() + hours(24 * 365))
+        .await
+        .unwrap();
+    assert!(
+        all >= routine.timers().len() as i64,
+        "every armed timer is due a year on: {all}"
+    );
+
+    let pool = store.pool_use();
+    assert!(pool.size >= 1 && pool.idle <= pool.size, "{pool:?}");
+}
 
 async fn timers_follow_commits_and_are_claimed_under_leases(db: TestDb) {
     let world = World::new();
