@@ -2,6 +2,7 @@
 //! cluster), the generated gRPC client over a real socket.
 
 mod harness;
+mod health;
 mod intake;
 mod red_cards;
 mod report;

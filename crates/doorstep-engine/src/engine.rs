@@ -597,6 +597,11 @@ impl Engine {
         Ok(self.store.events_after(subtree, after_seq, limit).await?)
     }
 
+    /// One round trip to the database, for readiness probes.
+    pub async fn ping(&self) -> Result<(), Error> {
+        Ok(self.store.ping().await?)
+    }
+
     /// The seq of the last event committed to the store, by this process or another (0 for none).
     pub async fn last_seq(&self) -> Result<i64, Error> {
         Ok(self.store.last_seq().await?)

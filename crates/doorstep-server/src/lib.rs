@@ -9,6 +9,7 @@
 //!   metadata), the rate limit, the role × RPC table;
 //! - [`observe`]: the log line and the metrics of every call;
 //! - [`error`]: the one mapping of the engine's errors to gRPC statuses;
+//! - [`health`]: the health service: liveness (`""`) and readiness per service (draining, database);
 //! - `fuzzing` (feature `fuzzing`): the fuzz target over request validation and the lifecycle.
 //!
 //! The engine itself (authentication and authorization rules, reach, the lifecycle) is
@@ -20,6 +21,7 @@ pub mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod gate;
+pub mod health;
 pub mod observe;
 pub mod report_service;
 pub mod ticket_service;
@@ -174,16 +176,13 @@ pub async fn start_with(
     let gate = Arc::new(Gate::new(auth, options.rate_limit));
     let local_addr = listener.local_addr()?;
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<TicketServiceServer<ticket_service::Tickets>>()
-        .await;
-    health
-        .set_serving::<AdminServiceServer<admin_service::Admin>>()
-        .await;
-    health
-        .set_serving::<ReportServiceServer<report_service::Reports>>()
-        .await;
+    let (health, health_service) = health::Readiness::new();
+    let probed = Arc::clone(&engine);
+    tokio::spawn(health.clone().probe_database(move || {
+        let engine = Arc::clone(&probed);
+        // The cheapest read the engine offers: the primary key's last entry.
+        async move { engine.ping().await }
+    }));
     let reflection = |builder: tonic_reflection::server::Builder<'static>| {
         builder
             .register_encoded_file_descriptor_set(doorstep_proto::FILE_DESCRIPTOR_SET)
@@ -225,12 +224,8 @@ pub async fn start_with(
             .add_service(reports)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stop.wait_for(|stop| *stop).await;
-                health
-                    .set_not_serving::<TicketServiceServer<ticket_service::Tickets>>()
-                    .await;
-                health
-                    .set_not_serving::<ReportServiceServer<report_service::Reports>>()
-                    .await;
+                // Before the drain starts: no new call is sent to a replica that is going away.
+                health.drain();
                 tracing::info!("shutting down: draining in-flight calls");
             })
             .await;

@@ -250,6 +250,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The pool's connections now.
     fn pool_use(&self) -> PoolUse;
 
+    // Health.
+
+    /// One cheap round trip to the database (`SELECT 1` on a read connection): `Ok` while it
+    /// answers; for readiness probes, which should time it out themselves (a pool waits up to the
+    /// connect timeout for a connection).
+    async fn ping(&self) -> Result<()>;
+
     // Closing, once the server and the scheduler stopped.
 
     /// Closes the store after the writes already answered: SQLite checkpoints its write-ahead log

@@ -1,7 +1,8 @@
 //! Databases for tests and benchmarks (feature `testing`): a temporary SQLite file, and a throwaway
 //! PostgreSQL cluster started from the installed binaries.
 //!
-//! The cluster lives in a fresh temporary folder, listens only on a Unix socket there, and is run
+//! The cluster lives in a fresh temporary folder, listens only on a Unix socket there (and, started
+//! by [`PgCluster::start_with_tls`], on 127.0.0.1 with TLS only), and is run
 //! by the `postgres` user when we are root (initdb refuses root). It is removed by a watchdog: a
 //! small detached shell started with the cluster that polls this process and, once it is gone
 //! however it ended (success, failed test, panic, abort, SIGKILL), stops the cluster and deletes the
@@ -64,6 +65,151 @@ pub struct ClusterOptions {
     pub durable: bool,
 }
 
+/// What a cluster started by [`PgCluster::start_with_tls`] serves on 127.0.0.1: `ssl = on` with
+/// this certificate, and TCP connections accepted over TLS only (`hostssl` lines in pg_hba.conf, no
+/// `host` line). The Unix socket stays open without TLS, for setting databases up.
+#[derive(Clone)]
+pub struct TlsListen {
+    /// The server's certificate (chain), PEM.
+    pub cert_pem: Vec<u8>,
+    /// Its private key, PEM.
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsListen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsListen").finish_non_exhaustive()
+    }
+}
+
+/// Certificates for a TLS test cluster, made with the `openssl` command in a folder: a CA, a
+/// server certificate it issued for `localhost` only (no IP address), and another CA that issued
+/// nothing here (for "wrong CA" cases).
+#[derive(Debug, Clone)]
+pub struct TestCertificates {
+    /// The issuing CA's certificate (PEM), for `sslrootcert=`.
+    pub ca: PathBuf,
+    /// A CA that did not issue the server's certificate.
+    pub other_ca: PathBuf,
+    /// The server's certificate and key, for [`PgCluster::start_with_tls`].
+    pub server: TlsListen,
+}
+
+impl TestCertificates {
+    /// Makes them in `dir`; `Err` says what failed (no `openssl`, say).
+    pub fn make(dir: &Path) -> Result<TestCertificates, String> {
+        Ok(TestCertificates {
+            ca: make_ca(dir, "ca")?,
+            other_ca: make_ca(dir, "other")?,
+            server: make_server_cert(dir, "ca")?,
+        })
+    }
+}
+
+/// Runs `openssl` with `args` in `dir`; `Err` says what failed.
+fn openssl(dir: &Path, args: &[&str]) -> Result<(), String> {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| format!("openssl: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "openssl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// A CA named `name` (`NAME.crt`, `NAME.key`) in `dir`.
+fn make_ca(dir: &Path, name: &str) -> Result<PathBuf, String> {
+    let config = format!(
+        "[req]\ndistinguished_name = dn\nx509_extensions = ext\nprompt = no\n\
+         [dn]\nCN = doorstep test CA {name}\n\
+         [ext]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n\
+         subjectKeyIdentifier = hash\n"
+    );
+    let config_file = format!("{name}.cnf");
+    std::fs::write(dir.join(&config_file), config).map_err(|e| e.to_string())?;
+    let (key, crt) = (format!("{name}.key"), format!("{name}.crt"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-config",
+            &config_file,
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &crt,
+            "-days",
+            "2",
+        ],
+    )?;
+    Ok(dir.join(crt))
+}
+
+/// A server certificate for `localhost` only (no IP address), issued by CA `ca`.
+fn make_server_cert(dir: &Path, ca: &str) -> Result<TlsListen, String> {
+    let ext = "basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n\
+               extendedKeyUsage = serverAuth\nsubjectAltName = DNS:localhost\n\
+               authorityKeyIdentifier = keyid\n";
+    std::fs::write(dir.join("server.ext"), ext).map_err(|e| e.to_string())?;
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    )?;
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            &format!("{ca}.crt"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-set_serial",
+            "2",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    )?;
+    let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| format!("{name}: {e}"));
+    Ok(TlsListen {
+        cert_pem: read("server.crt")?,
+        key_pem: read("server.key")?,
+    })
+}
+
 /// A running throwaway PostgreSQL cluster.
 #[derive(Debug)]
 pub struct PgCluster {
@@ -71,6 +217,8 @@ pub struct PgCluster {
     bindir: PathBuf,
     run_as_postgres: bool,
     next_database: AtomicU32,
+    /// The TCP port on 127.0.0.1, when it listens there (with TLS).
+    port: Option<u16>,
 }
 
 /// Where `initdb` and `pg_ctl` are: `$DOORSTEP_PG_BINDIR`, `pg_config --bindir`, the newest
@@ -117,6 +265,24 @@ fn is_root() -> bool {
 impl PgCluster {
     /// initdb + pg_ctl start in a new temporary folder. `Err` says why it could not start.
     pub fn start(bindir: &Path, options: ClusterOptions) -> Result<PgCluster, String> {
+        PgCluster::start_listening(bindir, options, None)
+    }
+
+    /// Like [`start`](Self::start), and also listening on 127.0.0.1 (a free port, see
+    /// [`tcp_url`](Self::tcp_url)) for TLS connections only.
+    pub fn start_with_tls(
+        bindir: &Path,
+        options: ClusterOptions,
+        tls: &TlsListen,
+    ) -> Result<PgCluster, String> {
+        PgCluster::start_listening(bindir, options, Some(tls))
+    }
+
+    fn start_listening(
+        bindir: &Path,
+        options: ClusterOptions,
+        tls: Option<&TlsListen>,
+    ) -> Result<PgCluster, String> {
         let run_as_postgres = is_root();
         let dir = TempDir::new("doorstep-pg").map_err(|e| format!("temporary folder: {e}"))?;
         // From here on the folder is the watchdog's to remove.
@@ -130,6 +296,10 @@ impl PgCluster {
             bindir: bindir.to_path_buf(),
             run_as_postgres,
             next_database: AtomicU32::new(0),
+            port: match tls {
+                Some(_) => Some(free_port()?),
+                None => None,
+            },
         };
         cluster.spawn_watchdog()?;
         if run_as_postgres {
@@ -167,6 +337,13 @@ impl PgCluster {
         if !options.durable {
             settings.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
         }
+        if let (Some(tls), Some(port)) = (tls, cluster.port) {
+            cluster.serve_tls(&data, tls)?;
+            settings.push_str(&format!(
+                "listen_addresses = '127.0.0.1'\nport = {port}\nssl = on\n\
+                 ssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
+            ));
+        }
         std::fs::OpenOptions::new()
             .append(true)
             .open(data.join("postgresql.conf"))
@@ -174,6 +351,40 @@ impl PgCluster {
             .map_err(|e| format!("postgresql.conf: {e}"))?;
         cluster.pg_ctl_start()?;
         Ok(cluster)
+    }
+
+    /// Writes the certificate and key into the data folder (the key readable by the server's user
+    /// only, as PostgreSQL insists) and a pg_hba.conf accepting TCP connections over TLS only.
+    fn serve_tls(&self, data: &Path, tls: &TlsListen) -> Result<(), String> {
+        use std::os::unix::fs::PermissionsExt as _;
+
+        let hba = "# doorstep test cluster: TCP over TLS only\n\
+                   local all all trust\n\
+                   hostssl all all 127.0.0.1/32 trust\n\
+                   hostssl all all ::1/128 trust\n";
+        for (name, contents) in [
+            ("server.crt", tls.cert_pem.as_slice()),
+            ("server.key", tls.key_pem.as_slice()),
+            ("pg_hba.conf", hba.as_bytes()),
+        ] {
+            let path = data.join(name);
+            std::fs::write(&path, contents)
+                .and_then(|()| {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                })
+                .map_err(|e| format!("{name}: {e}"))?;
+            if self.run_as_postgres {
+                let status = Command::new("chown")
+                    .args(["postgres:", &path.display().to_string()])
+                    .stdout(Stdio::null())
+                    .status()
+                    .map_err(|e| format!("chown: {e}"))?;
+                if !status.success() {
+                    return Err(format!("chown postgres {name}: failed"));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `pg_ctl start` on the cluster's data folder; waits until it accepts connections.
@@ -257,10 +468,24 @@ impl PgCluster {
 
     /// The URL of database `name` on this cluster (as the `postgres` superuser, over the socket).
     pub fn url(&self, name: &str) -> String {
-        format!(
-            "postgres://postgres@localhost/{name}?host={}",
-            self.dir.display()
-        )
+        match self.port {
+            // The socket's file is named after the port.
+            Some(port) => format!(
+                "postgres://postgres@localhost:{port}/{name}?host={}",
+                self.dir.display()
+            ),
+            None => format!(
+                "postgres://postgres@localhost/{name}?host={}",
+                self.dir.display()
+            ),
+        }
+    }
+
+    /// The URL of database `name` over TCP to `host` (`localhost` or `127.0.0.1`), for a cluster
+    /// started with [`start_with_tls`](Self::start_with_tls); the caller appends `?sslmode=…`.
+    pub fn tcp_url(&self, host: &str, name: &str) -> Option<String> {
+        let port = self.port?;
+        Some(format!("postgres://postgres@{host}:{port}/{name}"))
     }
 
     /// Creates an empty database and returns its URL.
@@ -317,6 +542,14 @@ impl PgCluster {
     pub fn start_again(&self) -> Result<(), String> {
         self.pg_ctl_start()
     }
+}
+
+/// A TCP port free on 127.0.0.1 now (the cluster binds it a moment later).
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("a free port: {e}"))
 }
 
 /// The cluster this process shares among its tests, started on first use; `Err` explains why there

@@ -700,6 +700,11 @@ macro_rules! store_impl {
                 }
             }
 
+            async fn ping(&self) -> $crate::Result<()> {
+                sqlx::query("SELECT 1").execute(&self.$reads).await?;
+                Ok(())
+            }
+
             async fn close(&self) -> $crate::Result<()> {
                 <Self as $crate::common::shared::Backend>::close(self).await
             }
