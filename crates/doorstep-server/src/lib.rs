@@ -180,7 +180,7 @@ pub async fn start_with(
     let probed = Arc::clone(&engine);
     tokio::spawn(health.clone().probe_database(move || {
         let engine = Arc::clone(&probed);
-        // The cheapest read the engine offers: the primary key's last entry.
+        // `SELECT 1` on a read connection.
         async move { engine.ping().await }
     }));
     let reflection = |builder: tonic_reflection::server::Builder<'static>| {
