@@ -32,6 +32,7 @@ doorstep_store::both_backends!(
     a_watch_ends_when_its_token_is_revoked_or_expires,
     a_unit_watches_only_its_own_tickets,
     intake_hearing_its_own_caller_back_is_not_a_disclosure,
+    a_unit_called_in_helps_but_does_not_do_the_lead_units_part,
 );
 
 const YARD: &str = "lixia/jiefanglu/jiefangqiao/yard-129";
@@ -1294,4 +1295,99 @@ async fn intake_hearing_its_own_caller_back_is_not_a_disclosure(s: Secured) {
         entries.is_empty(),
         "no reply showed another caller than the one sent: {entries:?}"
     );
+}
+
+async fn a_unit_called_in_helps_but_does_not_do_the_lead_units_part(s: Secured) {
+    const COMMUNITY: &str = "lixia/jiefanglu/jiefangqiao";
+    const COMMUNITY_UNIT: &str = "community/jiefangqiao";
+    let root = s.token("root admin", Role::Admin, "lixia", None).await;
+    let lead = s
+        .token("yard-129 workers", Role::Unit, YARD, Some(YARD_WORKERS))
+        .await;
+    let helper = s
+        .token(
+            "jiefangqiao community",
+            Role::Unit,
+            COMMUNITY,
+            Some(COMMUNITY_UNIT),
+        )
+        .await;
+    let mut t = s.tickets();
+    let filed = s.file(&root, "CO-1", YARD, false).await;
+    let signed = t
+        .acknowledge_ticket(req(Some(&lead), action(&filed, YARD_WORKERS, "")))
+        .await
+        .unwrap()
+        .into_inner();
+    let whistled = t
+        .whistle_ticket(req(
+            Some(&lead),
+            w::WhistleTicketRequest {
+                id: signed.id.clone(),
+                version: signed.version,
+                units: vec![COMMUNITY_UNIT.into()],
+                reason: "the wiring is the community's".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let reported = t
+        .report_in(req(Some(&helper), action(&whistled, COMMUNITY_UNIT, "")))
+        .await
+        .expect("a unit called in reports in")
+        .into_inner();
+
+    // What only the lead unit does, refused to the unit called in, and nothing recorded.
+    let resolve = |token: &str, ticket: &w::Ticket| {
+        req(
+            Some(token),
+            w::ResolveTicketRequest {
+                id: ticket.id.clone(),
+                version: ticket.version,
+                resolution: "bulb replaced".into(),
+            },
+        )
+    };
+    let refused = t
+        .resolve_ticket(resolve(&helper, &reported))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    assert!(refused.message().contains(YARD_WORKERS), "{refused:?}");
+    let refused = t
+        .request_extension(req(
+            Some(&helper),
+            w::RequestExtensionRequest {
+                id: reported.id.clone(),
+                version: reported.version,
+                extra_working_days: 2,
+                reason: "parts on order".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let refused = t
+        .whistle_ticket(req(
+            Some(&helper),
+            w::WhistleTicketRequest {
+                id: reported.id.clone(),
+                version: reported.version,
+                units: vec!["dept/city-management".into()],
+                reason: "more hands".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    assert_eq!(s.get(&root, &reported.id).await.version, reported.version);
+
+    // The lead unit resolves it.
+    let resolved = t
+        .resolve_ticket(resolve(&lead, &reported))
+        .await
+        .expect("the lead unit resolves")
+        .into_inner();
+    assert_eq!(resolved.status, w::Status::Resolved as i32);
 }

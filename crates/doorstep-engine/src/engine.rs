@@ -386,7 +386,7 @@ impl Engine {
     ) -> Result<Option<Ticket>, Error> {
         let ticket = self.ticket_for_action(principal, id).await?;
         if let Action::Command(command) = action {
-            Self::check_acting_unit(principal, command)?;
+            Self::check_acting_unit(principal, command, &ticket)?;
         }
         let shared = self.shared();
         let district = &shared.district;

@@ -91,20 +91,48 @@ impl Engine {
         }
     }
 
-    /// A handling unit acts only in its own name.
-    pub(crate) fn check_acting_unit(principal: &Principal, command: &Command) -> Result<(), Error> {
+    /// A handling unit's token acts for its own unit only: the unit an action names must be its
+    /// own, and the lead unit's acts (resolving, asking for more time, calling in others) are the lead
+    /// unit's alone: a unit called in by a whistle reports in and helps; it does not close the ticket.
+    pub(crate) fn check_acting_unit(
+        principal: &Principal,
+        command: &Command,
+        ticket: &Ticket,
+    ) -> Result<(), Error> {
+        let (Role::Unit, Some(own)) = (&principal.role, &principal.unit) else {
+            return Ok(());
+        };
         let named = match command {
             Command::Acknowledge { unit }
             | Command::Return { unit, .. }
-            | Command::ReportIn { unit } => unit,
-            _ => return Ok(()),
+            | Command::ReportIn { unit } => Some(unit),
+            _ => None,
         };
-        match (&principal.role, &principal.unit) {
-            (Role::Unit, Some(own)) if own != named => Err(Error::Forbidden(format!(
+        if let Some(named) = named
+            && named != own
+        {
+            return Err(Error::Forbidden(format!(
                 "this token speaks for unit {own}, not {named}"
-            ))),
-            _ => Ok(()),
+            )));
         }
+        let lead_only = match command {
+            Command::Resolve { .. } => Some("resolve the ticket"),
+            Command::RequestExtension { .. } => Some("ask for an extension"),
+            Command::Whistle { .. } => Some("call in other units"),
+            _ => None,
+        };
+        if let Some(what) = lead_only
+            && ticket.lead_unit.as_ref() != Some(own)
+        {
+            return Err(Error::Forbidden(format!(
+                "only the lead unit ({}) may {what}; unit {own} was called in to help",
+                ticket
+                    .lead_unit
+                    .as_ref()
+                    .map_or("none yet", |lead| lead.as_str())
+            )));
+        }
+        Ok(())
     }
 
     /// The events of a watch or export the principal may see: for a handling unit, only those of
