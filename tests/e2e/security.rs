@@ -941,6 +941,22 @@ async fn a_token_over_its_rate_limit_is_refused() {
     }
     assert_eq!(&codes[..3], &[Code::Unauthenticated; 3], "{codes:?}");
     assert_eq!(codes[5], Code::ResourceExhausted, "{codes:?}");
+    // The guesses do not lock out a client behind the same address whose token is known good.
+    assert!(
+        s.admin()
+            .list_catalogue(req(Some(&calm), w::ListCatalogueRequest {}))
+            .await
+            .is_ok(),
+        "a known token gets through an address over its failed-authentication allowance"
+    );
+    // A token never used before is not looked up while the address is over it.
+    let fresh = s.token("fresh", Role::Dispatcher, STREET, None).await;
+    let got = s
+        .admin()
+        .list_catalogue(req(Some(&fresh), w::ListCatalogueRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(got.code(), Code::ResourceExhausted, "{got:?}");
 }
 
 /// Hostile input: over-long lists and strings are refused with the field named, oversized messages

@@ -98,6 +98,14 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug + 'static {
     /// Checks that an authenticated principal still holds (its token is neither revoked nor expired);
     /// long-lived streams call it as they go.
     async fn recheck(&self, principal: &Principal) -> Result<(), Error>;
+
+    /// `token` is one this authenticator has found valid before, answered from memory. A caller whose
+    /// address is over its failed-authentication allowance still gets through with one (it is then
+    /// authenticated as usual), so a flood of bad tokens from a shared address (a proxy, a NAT) does not
+    /// lock out the clients behind it.
+    fn known(&self, _token: Option<&str>) -> bool {
+        false
+    }
 }
 
 /// Everyone is the local all-access principal (loopback use, demos and tests).
@@ -124,6 +132,9 @@ impl Authenticator for LocalAllAccess {
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
 /// Lookups kept at most; the cache starts over beyond it (unknown tokens are cached too).
 const TOKEN_CACHE_ENTRIES: usize = 10_000;
+/// Hashes of tokens found valid kept at most (a district issues hundreds); kept apart from the cache
+/// so that a flood of unknown tokens cannot push them out.
+const KNOWN_TOKENS: usize = 100_000;
 
 /// Bearer tokens checked against the store's hashes, with a short cache.
 #[derive(Debug)]
@@ -131,6 +142,7 @@ pub struct TokenAuthenticator {
     engine: Arc<Engine>,
     ttl: Duration,
     cache: Mutex<HashMap<String, (Instant, Option<TokenRecord>)>>,
+    known: Mutex<std::collections::HashSet<String>>,
 }
 
 impl TokenAuthenticator {
@@ -143,6 +155,7 @@ impl TokenAuthenticator {
             engine,
             ttl,
             cache: Mutex::new(HashMap::new()),
+            known: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -182,6 +195,10 @@ impl TokenAuthenticator {
                 "token {} has expired",
                 record.id
             )));
+        }
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() < KNOWN_TOKENS {
+            known.insert(hash.to_owned());
         }
         Ok(record)
     }
@@ -243,6 +260,17 @@ impl Authenticator for TokenAuthenticator {
                 id: record.id,
                 hash,
             }),
+        })
+    }
+
+    fn known(&self, token: Option<&str>) -> bool {
+        token.is_some_and(|secret| {
+            secret.len() <= MAX_SECRET_LEN
+                && self
+                    .known
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(&tokens::hash(secret))
         })
     }
 

@@ -91,30 +91,44 @@ impl Gate {
 
     /// The principal of a call to `rpc`, or the status that refuses it.
     pub async fn admit<T>(&self, request: &Request<T>, rpc: Rpc) -> Result<Principal, Status> {
-        // Failed authentications count against the caller's address, so that guessing tokens (each
-        // guess a store lookup) is throttled like any other call.
-        let peer = request.remote_addr().map(|a| format!("peer {}", a.ip()));
-        if let Some(peer) = &peer
-            && !self.buckets.has_room(peer)
+        // Failed authentications count against the caller's address, so that a flood of bad tokens
+        // (each one a store lookup) is throttled like any other call. Over the allowance, only a token
+        // already found valid gets through: the clients behind a shared address are not locked out.
+        let peer = request.remote_addr().map(|a| a.ip());
+        let bucket = peer.map(|ip| format!("peer {ip}"));
+        if let Some(bucket) = &bucket
+            && !self.buckets.has_room(bucket)
         {
-            return Err(to_status(Error::RateLimited(
-                "too many failed authentications from this address; retry later".into(),
-            )));
+            let token = match self.auth.requires_token() {
+                true => bearer(request.metadata()).ok().flatten(),
+                false => None,
+            };
+            if !self.auth.known(token) {
+                return Err(to_status(Error::RateLimited(
+                    "too many failed authentications from this address; retry later".into(),
+                )));
+            }
         }
         let principal = match self.authenticate(request.metadata()).await {
             Ok(principal) => principal,
             Err(e) => {
                 // Only a refused credential is a failed authentication: a lookup the database could
                 // not answer is the service's failure, and the client retrying it is no guesser.
-                if let Some(peer) = &peer
+                if let Some(bucket) = &bucket
                     && e.kind() == doorstep_engine::ErrorKind::Unauthenticated
+                    && self.buckets.take(bucket)
                 {
-                    self.buckets.take(peer);
+                    // Logged while the address has allowance left: a flood logs its first burst.
+                    tracing::warn!(
+                        peer = %peer.map(|ip| ip.to_string()).unwrap_or_default(),
+                        rpc = %rpc.name(),
+                        reason = %e,
+                        "authentication failed"
+                    );
                 }
                 return Err(to_status(e));
             }
         };
-        crate::observe::note_principal(&principal.name);
         // The local principal of an unauthenticated loopback service is its operator: not limited.
         if let Some(token) = &principal.token
             && !self.buckets.take(&token.id)
