@@ -1407,3 +1407,42 @@ async fn a_unit_called_in_helps_but_does_not_do_the_lead_units_part(s: Secured) 
         .into_inner();
     assert_eq!(resolved.status, w::Status::Resolved as i32);
 }
+
+/// One token may hold a bounded number of WatchEvents streams open; another token is not affected,
+/// and a closed stream gives its place back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_holds_a_bounded_number_of_watches() {
+    use doorstep_server::ticket_service::MAX_WATCHES_PER_TOKEN;
+    let s = Secured::start(Backend::Sqlite, None).await.unwrap();
+    let greedy = s.token("greedy", Role::Dispatcher, STREET, None).await;
+    let other = s.token("other", Role::Dispatcher, STREET, None).await;
+    let open = |token: &str| {
+        let mut t = s.tickets();
+        let request = req(Some(token), w::WatchEventsRequest::default());
+        async move { t.watch_events(request).await }
+    };
+    let mut streams = Vec::new();
+    for _ in 0..MAX_WATCHES_PER_TOKEN {
+        streams.push(open(&greedy).await.expect("within the bound").into_inner());
+    }
+    let refused = open(&greedy).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("WatchEvents"), "{refused:?}");
+    let _theirs = open(&other).await.expect("another token is not affected");
+    drop(streams.pop());
+    // The server notices the stream is gone once its body is dropped; give it a moment.
+    let reopened = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match open(&greedy).await {
+                Ok(stream) => return stream,
+                Err(status) => {
+                    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    })
+    .await
+    .expect("a closed stream gives its place back");
+    drop(reopened);
+}

@@ -157,6 +157,10 @@ fn accepted(listener: TcpListener) -> TcpIncoming {
         .with_keepalive_retries(Some(retries))
 }
 
+/// Concurrent HTTP/2 streams (calls) one connection may have open; more wait for the client to close
+/// some. Watches are limited per token as well ([`ticket_service::MAX_WATCHES_PER_TOKEN`]).
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+
 /// Serves the engine on `listener` until shut down, with default [`Options`].
 pub async fn start(
     engine: Arc<Engine>,
@@ -211,9 +215,15 @@ pub async fn start_with(
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let mut stop = shutdown_rx;
     let incoming = accepted(listener);
-    let mut builder = with_tls(tonic::transport::Server::builder(), options.tls.as_ref())?
-        .layer(observe::ObserveLayer)
-        .layer(tower::util::MapResponseLayer::new(error::rewrite_too_large));
+    let mut builder = with_tls(
+        tonic::transport::Server::builder()
+            // hyper's own default (200) is otherwise replaced by "no limit": one connection could
+            // open streams without end.
+            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION)),
+        options.tls.as_ref(),
+    )?
+    .layer(observe::ObserveLayer)
+    .layer(tower::util::MapResponseLayer::new(error::rewrite_too_large));
     let task = tokio::spawn(async move {
         let result = builder
             .add_service(health_service)

@@ -1,8 +1,9 @@
 //! TicketService: intake, console reads, every lifecycle action, and the resumable event stream.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
 use doorstep_domain::ids::{MAX_CODE_LEN, optional_text};
@@ -32,6 +33,56 @@ pub struct Tickets {
     engine: Arc<Engine>,
     gate: Arc<Gate>,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Open `WatchEvents` streams per token.
+    watches: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// `WatchEvents` streams one token may hold open at once: a console needs a few, and one token
+/// opening thousands is refused rather than served. The local principal of a loopback service is
+/// its operator and not counted.
+pub const MAX_WATCHES_PER_TOKEN: usize = 32;
+
+/// One open stream counted against its token; given back when the stream is dropped.
+#[derive(Debug)]
+struct WatchSlot {
+    watches: Arc<Mutex<HashMap<String, usize>>>,
+    token: Option<String>,
+}
+
+impl WatchSlot {
+    /// A slot for `principal`'s token, or `None` when it holds [`MAX_WATCHES_PER_TOKEN`] already.
+    fn take(watches: &Arc<Mutex<HashMap<String, usize>>>, principal: &Principal) -> Option<Self> {
+        let Some(token) = principal.token.as_ref().map(|t| t.id.clone()) else {
+            return Some(WatchSlot {
+                watches: Arc::clone(watches),
+                token: None,
+            });
+        };
+        let mut open = watches.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(token.clone()).or_insert(0);
+        if *count >= MAX_WATCHES_PER_TOKEN {
+            return None;
+        }
+        *count += 1;
+        Some(WatchSlot {
+            watches: Arc::clone(watches),
+            token: Some(token),
+        })
+    }
+}
+
+impl Drop for WatchSlot {
+    fn drop(&mut self) {
+        if let Some(token) = &self.token {
+            let mut open = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(count) = open.get_mut(token) {
+                *count -= 1;
+                if *count == 0 {
+                    open.remove(token);
+                }
+            }
+        }
+    }
 }
 
 impl Tickets {
@@ -44,6 +95,7 @@ impl Tickets {
             engine,
             gate,
             shutdown,
+            watches: Arc::default(),
         }
     }
 
@@ -283,6 +335,12 @@ impl TicketService for Tickets {
         request: Request<w::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         let principal = self.gate.admit(&request, Rpc::WatchEvents).await?;
+        let slot = WatchSlot::take(&self.watches, &principal).ok_or_else(|| {
+            to_status(Error::RateLimited(format!(
+                "this token has {MAX_WATCHES_PER_TOKEN} WatchEvents streams open already; close one \
+                 (one stream per console serves a whole subtree)"
+            )))
+        })?;
         let req = request.into_inner();
         if req.after_seq < 0 {
             return Err(to_status(Error::invalid(
@@ -320,6 +378,7 @@ impl TicketService for Tickets {
             events: rx,
             end: Some(end_rx),
             _open: crate::observe::WatchGauge::open(),
+            _slot: slot,
         })))
     }
 
@@ -731,6 +790,7 @@ struct WatchStream {
     events: mpsc::Receiver<w::Event>,
     end: Option<oneshot::Receiver<Status>>,
     _open: crate::observe::WatchGauge,
+    _slot: WatchSlot,
 }
 
 impl Stream for WatchStream {
