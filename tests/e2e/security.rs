@@ -33,6 +33,7 @@ doorstep_store::both_backends!(
     a_unit_watches_only_its_own_tickets,
     intake_hearing_its_own_caller_back_is_not_a_disclosure,
     a_unit_called_in_helps_but_does_not_do_the_lead_units_part,
+    a_ticket_goes_only_to_units_whose_jurisdiction_includes_its_place,
 );
 
 const YARD: &str = "lixia/jiefanglu/jiefangqiao/yard-129";
@@ -1445,4 +1446,72 @@ async fn a_token_holds_a_bounded_number_of_watches() {
     .await
     .expect("a closed stream gives its place back");
     drop(reopened);
+}
+
+async fn a_ticket_goes_only_to_units_whose_jurisdiction_includes_its_place(s: Secured) {
+    // A compound's workers of another street office, which could not even see a 解放路 ticket.
+    const ELSEWHERE: &str = "lixia/qianfoshan/lishanmingjun/phase-1/workers";
+    let dispatcher = s
+        .token("解放路 dispatch", Role::Dispatcher, STREET, None)
+        .await;
+    let root = s.token("root admin", Role::Admin, "lixia", None).await;
+    let filed = s.file(&dispatcher, "VOID-1", YARD, false).await;
+    let mut t = s.tickets();
+    let dispatch = |token: &str, unit: &str, ticket: &w::Ticket| {
+        req(
+            Some(token),
+            w::DispatchTicketRequest {
+                id: ticket.id.clone(),
+                version: ticket.version,
+                lead_unit: unit.into(),
+                reason: "re-dispatch".into(),
+            },
+        )
+    };
+    for token in [&dispatcher, &root] {
+        let refused = t
+            .dispatch_ticket(dispatch(token, ELSEWHERE, &filed))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        assert!(refused.message().starts_with("lead_unit"), "{refused:?}");
+        assert!(refused.message().contains(YARD), "{refused:?}");
+    }
+    assert_eq!(s.get(&root, &filed.id).await.version, filed.version);
+    // A district department reaches everywhere; the street office's own units too.
+    let dept = t
+        .dispatch_ticket(dispatch(&dispatcher, "dept/city-management", &filed))
+        .await
+        .expect("a district department takes it")
+        .into_inner();
+    let signed = t
+        .acknowledge_ticket(req(Some(&root), action(&dept, "dept/city-management", "")))
+        .await
+        .unwrap()
+        .into_inner();
+    let refused = t
+        .whistle_ticket(req(
+            Some(&dispatcher),
+            w::WhistleTicketRequest {
+                id: signed.id.clone(),
+                version: signed.version,
+                units: vec!["street/jiefanglu".into(), ELSEWHERE.into()],
+                reason: "more hands".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().starts_with("units"), "{refused:?}");
+    t.whistle_ticket(req(
+        Some(&dispatcher),
+        w::WhistleTicketRequest {
+            id: signed.id.clone(),
+            version: signed.version,
+            units: vec!["street/jiefanglu".into()],
+            reason: "more hands".into(),
+        },
+    ))
+    .await
+    .expect("the street office's own unit can be called in");
 }

@@ -204,14 +204,36 @@ impl Engine {
             .ok_or_else(|| Error::invalid(field, format!("unknown jurisdiction node {node}")))
     }
 
-    fn require_unit(
+    /// A unit a ticket is handed to (dispatched or called in) must have the ticket's place in its
+    /// jurisdiction: a unit of another street office could not even see it, and the ticket would sit
+    /// until it breached. District departments (at the district's root) reach everywhere.
+    fn require_unit_reaching(
         district: &District,
         field: &'static str,
         unit: &UnitCode,
+        ticket: &Ticket,
     ) -> Result<(), Error> {
-        match district.jurisdiction.unit(unit) {
-            Some(_) => Ok(()),
-            None => Err(Error::invalid(field, format!("unknown unit {unit}"))),
+        let tree = &district.jurisdiction;
+        let found = tree
+            .unit(unit)
+            .ok_or_else(|| Error::invalid(field, format!("unknown unit {unit}")))?;
+        let (Some(unit_path), Some(place)) = (
+            tree.node_path(&found.node),
+            tree.node_path(&ticket.intake.node),
+        ) else {
+            return Ok(());
+        };
+        if place.starts_with(&unit_path) {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                field,
+                format!(
+                    "unit {unit} works in {}, which does not include the ticket's place {}: \
+                     choose a unit of that place or above it",
+                    found.node, ticket.intake.node
+                ),
+            ))
         }
     }
 
@@ -496,12 +518,12 @@ impl Engine {
     ) -> Result<Command, Error> {
         Ok(match command {
             Command::Dispatch { unit, reason } => {
-                Self::require_unit(district, "lead_unit", &unit)?;
+                Self::require_unit_reaching(district, "lead_unit", &unit, ticket)?;
                 Command::Dispatch { unit, reason }
             }
             Command::Whistle { units, reason } => {
                 for unit in &units {
-                    Self::require_unit(district, "units", unit)?;
+                    Self::require_unit_reaching(district, "units", unit, ticket)?;
                 }
                 Command::Whistle { units, reason }
             }
