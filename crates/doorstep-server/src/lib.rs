@@ -50,6 +50,9 @@ pub struct Options {
     pub rate_limit: RateLimit,
     /// Serve TLS (needs the `tls` feature).
     pub tls: Option<Tls>,
+    /// The web origins (`https://console.example.org`) whose pages may call the service over
+    /// gRPC-Web; empty: no CORS headers at all, so a browser refuses any cross-origin call.
+    pub cors_origins: Vec<String>,
 }
 
 /// TLS material, PEM-encoded.
@@ -157,6 +160,45 @@ fn accepted(listener: TcpListener) -> TcpIncoming {
         .with_keepalive_retries(Some(retries))
 }
 
+/// The headers a gRPC-Web client sends that a preflight must allow.
+const GRPC_WEB_REQUEST_HEADERS: [&str; 5] = [
+    "content-type",
+    "x-grpc-web",
+    "x-user-agent",
+    "authorization",
+    "grpc-timeout",
+];
+/// The trailers-as-headers a gRPC-Web client must be able to read.
+const GRPC_WEB_RESPONSE_HEADERS: [&str; 3] =
+    ["grpc-status", "grpc-message", "grpc-status-details-bin"];
+
+/// CORS for the configured origins only; none configured, no layer (no CORS headers at all).
+fn cors_layer(origins: &[String]) -> std::io::Result<Option<tower_http::cors::CorsLayer>> {
+    use http::{HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let origins = origins
+        .iter()
+        .map(|origin| {
+            HeaderValue::from_str(origin.trim_end_matches('/')).map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("CORS origin {origin:?} is not a valid header value"),
+                )
+            })
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::POST, Method::OPTIONS])
+            .allow_headers(GRPC_WEB_REQUEST_HEADERS.map(HeaderName::from_static))
+            .expose_headers(GRPC_WEB_RESPONSE_HEADERS.map(HeaderName::from_static)),
+    ))
+}
+
 /// Serves the engine on `listener` until shut down, with default [`Options`].
 pub async fn start(
     engine: Arc<Engine>,
@@ -211,7 +253,13 @@ pub async fn start_with(
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let mut stop = shutdown_rx;
     let incoming = accepted(listener);
+    let cors = cors_layer(&options.cors_origins)?;
+    // gRPC-Web (HTTP/1.1 or HTTP/2) is translated to gRPC before the observe layer, so its calls are
+    // logged, counted and gated exactly as gRPC calls; CORS answers preflights before that.
     let mut builder = with_tls(tonic::transport::Server::builder(), options.tls.as_ref())?
+        .accept_http1(true)
+        .layer(tower::util::option_layer(cors))
+        .layer(tonic_web::GrpcWebLayer::new())
         .layer(observe::ObserveLayer)
         .layer(tower::util::MapResponseLayer::new(error::rewrite_too_large));
     let task = tokio::spawn(async move {
