@@ -502,8 +502,22 @@ async fn cors_answers_configured_origins_only() {
         assert!(headers.contains(header), "{header} in {headers}");
     }
 
+    // Another origin: no CORS headers at all, and no success.
     let other = preflight(web.addr(), "https://elsewhere.example.com").await;
-    assert_eq!(other.header("access-control-allow-origin"), None);
+    assert!(!other.has_cors_headers(), "{:?}", other.headers);
+    assert!(!(200..300).contains(&other.status), "{}", other.status);
+    // Nor on its actual call (the browser then withholds the answer from the page).
+    let mut call_from_elsewhere = call(
+        web.addr(),
+        "/doorstep.v1.AdminService/GetNode",
+        &w::GetNodeRequest {
+            code: STREET.into(),
+        },
+        &[("origin", "https://elsewhere.example.com")],
+    )
+    .await;
+    assert!(!call_from_elsewhere.has_cors_headers());
+    let _ = call_from_elsewhere.messages::<w::Node>().await;
 
     // None configured: no CORS headers at all, whatever the origin.
     let closed = Web::start(false, &[]).await;

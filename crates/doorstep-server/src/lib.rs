@@ -10,6 +10,8 @@
 //! - [`observe`]: the log line and the metrics of every call;
 //! - [`error`]: the one mapping of the engine's errors to gRPC statuses;
 //! - [`health`]: the health service: liveness (`""`) and readiness per service (draining, database);
+//! - [`web`]: CORS for the browsers' gRPC-Web calls (the service port answers gRPC-Web over HTTP/1.1
+//!   and HTTP/2 besides gRPC);
 //! - `fuzzing` (feature `fuzzing`): the fuzz target over request validation and the lifecycle.
 //!
 //! The engine itself (authentication and authorization rules, reach, the lifecycle) is
@@ -25,6 +27,7 @@ pub mod health;
 pub mod observe;
 pub mod report_service;
 pub mod ticket_service;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -160,45 +163,6 @@ fn accepted(listener: TcpListener) -> TcpIncoming {
         .with_keepalive_retries(Some(retries))
 }
 
-/// The headers a gRPC-Web client sends that a preflight must allow.
-const GRPC_WEB_REQUEST_HEADERS: [&str; 5] = [
-    "content-type",
-    "x-grpc-web",
-    "x-user-agent",
-    "authorization",
-    "grpc-timeout",
-];
-/// The trailers-as-headers a gRPC-Web client must be able to read.
-const GRPC_WEB_RESPONSE_HEADERS: [&str; 3] =
-    ["grpc-status", "grpc-message", "grpc-status-details-bin"];
-
-/// CORS for the configured origins only; none configured, no layer (no CORS headers at all).
-fn cors_layer(origins: &[String]) -> std::io::Result<Option<tower_http::cors::CorsLayer>> {
-    use http::{HeaderName, HeaderValue, Method};
-    use tower_http::cors::{AllowOrigin, CorsLayer};
-    if origins.is_empty() {
-        return Ok(None);
-    }
-    let origins = origins
-        .iter()
-        .map(|origin| {
-            HeaderValue::from_str(origin.trim_end_matches('/')).map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!("CORS origin {origin:?} is not a valid header value"),
-                )
-            })
-        })
-        .collect::<std::io::Result<Vec<_>>>()?;
-    Ok(Some(
-        CorsLayer::new()
-            .allow_origin(AllowOrigin::list(origins))
-            .allow_methods([Method::POST, Method::OPTIONS])
-            .allow_headers(GRPC_WEB_REQUEST_HEADERS.map(HeaderName::from_static))
-            .expose_headers(GRPC_WEB_RESPONSE_HEADERS.map(HeaderName::from_static)),
-    ))
-}
-
 /// Serves the engine on `listener` until shut down, with default [`Options`].
 pub async fn start(
     engine: Arc<Engine>,
@@ -253,7 +217,7 @@ pub async fn start_with(
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let mut stop = shutdown_rx;
     let incoming = accepted(listener);
-    let cors = cors_layer(&options.cors_origins)?;
+    let cors = web::CorsLayer::for_origins(&options.cors_origins)?;
     // gRPC-Web (HTTP/1.1 or HTTP/2) is translated to gRPC before the observe layer, so its calls are
     // logged, counted and gated exactly as gRPC calls; CORS answers preflights before that.
     let mut builder = with_tls(tonic::transport::Server::builder(), options.tls.as_ref())?
