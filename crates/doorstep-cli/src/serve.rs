@@ -348,3 +348,29 @@ async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cors_origin_is_a_scheme_a_host_and_maybe_a_port() {
+        assert_eq!(
+            cors_origin(" https://console.example.org/ ").unwrap(),
+            "https://console.example.org"
+        );
+        assert_eq!(
+            cors_origin("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        for bad in [
+            "console.example.org",
+            "https://",
+            "https://console.example.org/console/",
+            "*",
+            "ftp://x",
+        ] {
+            assert!(cors_origin(bad).is_err(), "{bad}");
+        }
+    }
+}
