@@ -1,6 +1,7 @@
 //! End-to-end: the real server on 127.0.0.1:0, a real database (SQLite and a throwaway PostgreSQL
 //! cluster), the generated gRPC client over a real socket.
 
+mod grpc_web;
 mod harness;
 mod health;
 mod intake;

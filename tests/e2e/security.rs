@@ -85,6 +85,7 @@ impl Secured {
                     burst: 10_000.0,
                 }),
                 tls: None,
+                cors_origins: Vec::new(),
             },
         )
         .await

@@ -19,8 +19,8 @@ pub(crate) struct ServeArgs {
     /// sqlite://PATH or postgres://... [default: sqlite://doorstep.db, created and migrated].
     #[arg(long, env = "DOORSTEP_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    /// A TOML file with `listen`, `database_url`, `demo`, `auth` and `metrics_listen` (flags and
-    /// environment win over it).
+    /// A TOML file with `listen`, `database_url`, `demo`, `auth`, `metrics_listen` and
+    /// `cors_origins` (flags and environment win over it).
     #[arg(long, env = "DOORSTEP_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Load the Lixia example district (an idempotent upsert: a restarted demo keeps its tickets).
@@ -66,6 +66,15 @@ pub(crate) struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT) [default: off].
     #[arg(long, env = "DOORSTEP_METRICS_LISTEN", value_name = "ADDR")]
     metrics_listen: Option<String>,
+    /// A web origin (`https://console.example.org`) whose pages may call the service over gRPC-Web;
+    /// repeatable [default: none, so browsers may not call from another origin].
+    #[arg(
+        long = "cors-origin",
+        env = "DOORSTEP_CORS_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +88,7 @@ struct ConfigFile {
     log_format: Option<String>,
     otlp_endpoint: Option<String>,
     metrics_listen: Option<String>,
+    cors_origins: Option<Vec<String>>,
 }
 
 /// What `serve` runs with, once flags, environment and the config file are merged.
@@ -94,6 +104,26 @@ struct Settings {
     tls: Option<doorstep_server::Tls>,
     /// Where `/metrics` is served; `None`: no metrics.
     metrics_listen: Option<SocketAddr>,
+    /// The web origins allowed to call over gRPC-Web (CORS); empty: none.
+    cors_origins: Vec<String>,
+}
+
+/// A `--cors-origin`: a scheme, a host and maybe a port, nothing else (what a browser sends in
+/// `Origin`), without a trailing slash.
+fn cors_origin(origin: &str) -> Result<String> {
+    let origin = origin.trim().trim_end_matches('/');
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', ' ', '*']) => {
+            Ok(origin.to_owned())
+        }
+        _ => bail!(
+            "invalid CORS origin {origin:?} (expected SCHEME://HOST[:PORT], e.g. \
+             https://console.example.org)"
+        ),
+    }
 }
 
 /// A `--metrics-listen` address.
@@ -163,7 +193,18 @@ fn settings(args: ServeArgs) -> Result<Settings> {
         .as_deref()
         .map(metrics_address)
         .transpose()?;
+    let cors_origins = if args.cors_origins.is_empty() {
+        file.cors_origins.unwrap_or_default()
+    } else {
+        args.cors_origins
+    };
+    let cors_origins = cors_origins
+        .iter()
+        .filter(|origin| !origin.trim().is_empty())
+        .map(|origin| cors_origin(origin))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Settings {
+        cors_origins,
         metrics_listen,
         tls,
         auth_required,
@@ -242,6 +283,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         doorstep_server::Options {
             rate_limit: settings.rate_limit,
             tls: settings.tls,
+            cors_origins: settings.cors_origins,
         },
     )
     .await
@@ -304,5 +346,31 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cors_origin_is_a_scheme_a_host_and_maybe_a_port() {
+        assert_eq!(
+            cors_origin(" https://console.example.org/ ").unwrap(),
+            "https://console.example.org"
+        );
+        assert_eq!(
+            cors_origin("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        for bad in [
+            "console.example.org",
+            "https://",
+            "https://console.example.org/console/",
+            "*",
+            "ftp://x",
+        ] {
+            assert!(cors_origin(bad).is_err(), "{bad}");
+        }
     }
 }

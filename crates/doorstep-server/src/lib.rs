@@ -10,6 +10,8 @@
 //! - [`observe`]: the log line and the metrics of every call;
 //! - [`error`]: the one mapping of the engine's errors to gRPC statuses;
 //! - [`health`]: the health service: liveness (`""`) and readiness per service (draining, database);
+//! - [`web`]: CORS for the browsers' gRPC-Web calls (the service port answers gRPC-Web over HTTP/1.1
+//!   and HTTP/2 besides gRPC);
 //! - `fuzzing` (feature `fuzzing`): the fuzz target over request validation and the lifecycle.
 //!
 //! The engine itself (authentication and authorization rules, reach, the lifecycle) is
@@ -25,6 +27,7 @@ pub mod health;
 pub mod observe;
 pub mod report_service;
 pub mod ticket_service;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,6 +53,9 @@ pub struct Options {
     pub rate_limit: RateLimit,
     /// Serve TLS (needs the `tls` feature).
     pub tls: Option<Tls>,
+    /// The web origins (`https://console.example.org`) whose pages may call the service over
+    /// gRPC-Web; empty: no CORS headers at all, so a browser refuses any cross-origin call.
+    pub cors_origins: Vec<String>,
 }
 
 /// TLS material, PEM-encoded.
@@ -215,6 +221,9 @@ pub async fn start_with(
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let mut stop = shutdown_rx;
     let incoming = accepted(listener);
+    let cors = web::CorsLayer::for_origins(&options.cors_origins)?;
+    // gRPC-Web (HTTP/1.1 or HTTP/2) is translated to gRPC before the observe layer, so its calls are
+    // logged, counted and gated exactly as gRPC calls; CORS answers preflights before that.
     let mut builder = with_tls(
         tonic::transport::Server::builder()
             // hyper's own default (200) is otherwise replaced by "no limit": one connection could
@@ -222,6 +231,9 @@ pub async fn start_with(
             .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION)),
         options.tls.as_ref(),
     )?
+    .accept_http1(true)
+    .layer(tower::util::option_layer(cors))
+    .layer(tonic_web::GrpcWebLayer::new())
     .layer(observe::ObserveLayer)
     .layer(tower::util::MapResponseLayer::new(error::rewrite_too_large));
     let task = tokio::spawn(async move {
