@@ -40,7 +40,7 @@ pub struct Tickets {
 /// `WatchEvents` streams one token may hold open at once: a console needs a few, and one token
 /// opening thousands is refused rather than served. The local principal of a loopback service is
 /// its operator and not counted.
-pub const MAX_WATCHES_PER_TOKEN: usize = 32;
+pub const MAX_WATCHES_PER_TOKEN: usize = 64;
 
 /// One open stream counted against its token; given back when the stream is dropped.
 #[derive(Debug)]
