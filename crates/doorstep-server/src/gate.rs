@@ -129,6 +129,7 @@ impl Gate {
                 return Err(to_status(e));
             }
         };
+        crate::observe::note_principal(&principal.name);
         // The local principal of an unauthenticated loopback service is its operator: not limited.
         if let Some(token) = &principal.token
             && !self.buckets.take(&token.id)
