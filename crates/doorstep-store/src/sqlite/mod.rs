@@ -78,6 +78,34 @@ fn connect_options(url: &str, options: &ConnectOptions) -> Result<SqliteConnectO
         }))
 }
 
+/// Creates a missing database file readable and writable by its owner only: it holds callers' names
+/// and phone numbers. SQLite gives the write-ahead log and shared-memory files the database file's
+/// permissions. An existing file keeps the permissions its owner gave it.
+fn create_private(path: &std::path::Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(StoreError::Config(format!(
+                "cannot create SQLite database {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
 /// Opens the write connection, creating the file if missing.
 async fn open_writer(
     url: &str,
@@ -85,6 +113,7 @@ async fn open_writer(
 ) -> Result<(SqliteConnection, SqliteConnectOptions)> {
     let connect = connect_options(url, options)?;
     let path = connect.get_filename().to_path_buf();
+    create_private(&path)?;
     let conn = connect
         .clone()
         .create_if_missing(true)
