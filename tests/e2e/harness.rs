@@ -16,6 +16,41 @@ pub const LIXIA: &str = include_str!("../../deploy/examples/lixia.toml");
 
 pub use doorstep_store::testing::Backend;
 
+/// How long a store on a cluster of a test's own waits for a connection before a call answers
+/// UNAVAILABLE: short, for the tests that stop the database under a running server.
+pub const OWN_CLUSTER_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A throwaway PostgreSQL cluster of the test's own (a test that stops the database must not stop
+/// the shared one under the tests beside it) and a store on a fresh database in it; `None` after one
+/// loud line when PostgreSQL is not installed and not required.
+pub async fn own_postgres(
+    test: &str,
+) -> Option<(
+    doorstep_store::testing::PgCluster,
+    Arc<dyn doorstep_store::Store>,
+)> {
+    use doorstep_store::testing::{self, ClusterOptions, PgCluster};
+    let Some(bindir) = testing::find_pg_bindir() else {
+        assert!(
+            !testing::postgres_required(),
+            "DOORSTEP_TEST_PG=required, but PostgreSQL is not installed"
+        );
+        eprintln!("SKIPPED postgres {test} test: PostgreSQL is not installed");
+        return None;
+    };
+    let cluster = PgCluster::start(&bindir, ClusterOptions { durable: false })
+        .unwrap_or_else(|e| panic!("a cluster of our own: {e}"));
+    let url = cluster.create_database(test).await.expect("a database");
+    let options = doorstep_store::ConnectOptions {
+        connect_timeout: OWN_CLUSTER_CONNECT_TIMEOUT,
+        ..testing::test_options()
+    };
+    let store = doorstep_store::connect(&url, &options)
+        .await
+        .expect("the store opens");
+    Some((cluster, store))
+}
+
 pub struct Server {
     pub running: Option<Running>,
     pub channel: Channel,

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use doorstep_domain::SystemClock;
 use doorstep_engine::{Engine, LocalAllAccess};
 use doorstep_server::health::READINESS_SERVICES;
-use doorstep_store::ConnectOptions;
-use doorstep_store::testing::{self, ClusterOptions, PgCluster};
+
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
@@ -18,7 +17,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
-use crate::harness::{LIXIA, Server};
+use crate::harness::{LIXIA, Server, own_postgres};
 
 doorstep_store::both_backends!(readiness_goes_not_serving_as_the_drain_begins);
 
@@ -100,9 +99,6 @@ async fn readiness_goes_not_serving_as_the_drain_begins(mut s: Server) {
         .expect("a clean stop");
 }
 
-/// How long a store waits for a connection before a call fails.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// Polls `service` until it answers `wanted`; how long that took.
 async fn until(
     health: &mut HealthClient<Channel>,
@@ -130,24 +126,9 @@ async fn until(
 /// one would fail the tests running beside it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_follows_the_database() {
-    let Some(bindir) = testing::find_pg_bindir() else {
-        assert!(
-            !testing::postgres_required(),
-            "DOORSTEP_TEST_PG=required, but PostgreSQL is not installed"
-        );
-        eprintln!("SKIPPED postgres readiness test: PostgreSQL is not installed");
+    let Some((cluster, store)) = own_postgres("health").await else {
         return;
     };
-    let cluster = PgCluster::start(&bindir, ClusterOptions { durable: false })
-        .unwrap_or_else(|e| panic!("a cluster of our own: {e}"));
-    let url = cluster.create_database("health").await.expect("a database");
-    let options = ConnectOptions {
-        connect_timeout: CONNECT_TIMEOUT,
-        ..testing::test_options()
-    };
-    let store = doorstep_store::connect(&url, &options)
-        .await
-        .expect("the store opens");
     let engine = Arc::new(
         Engine::open(store, Arc::new(SystemClock))
             .await

@@ -14,14 +14,14 @@ use doorstep_engine::{Engine, LocalAllAccess};
 use doorstep_proto::v1 as w;
 use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
 use doorstep_server::Running;
-use doorstep_store::testing::{self, ClusterOptions, PgCluster, TempDir};
+use doorstep_store::testing::{self, PgCluster, TempDir};
 use doorstep_store::{ConnectOptions, Store};
 use sqlx::{Connection as _, Executor as _};
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 use tonic_types::StatusExt as _;
 
-use crate::harness::{LIXIA, Server};
+use crate::harness::{LIXIA, OWN_CLUSTER_CONNECT_TIMEOUT, Server, own_postgres};
 
 doorstep_store::both_backends!(
     a_request_over_the_cap_is_resource_exhausted_naming_the_cap,
@@ -177,32 +177,14 @@ async fn serve(store: Arc<dyn Store>) -> (Running, Channel) {
     (running, channel)
 }
 
-/// How long a store waits for a connection before the call answers UNAVAILABLE.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// PostgreSQL stopped under a running server: intake and reads answer UNAVAILABLE within a bounded
 /// time (not INTERNAL); started again, intake succeeds again within seconds, with no restart of
 /// doorstep. Its own cluster, since stopping the shared one would fail the tests running beside it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_is_unavailable_and_intake_returns_with_it() {
-    let Some(bindir) = testing::find_pg_bindir() else {
-        assert!(
-            !testing::postgres_required(),
-            "DOORSTEP_TEST_PG=required, but PostgreSQL is not installed"
-        );
-        eprintln!("SKIPPED postgres outage test: PostgreSQL is not installed");
+    let Some((cluster, store)) = own_postgres("outage").await else {
         return;
     };
-    let cluster = PgCluster::start(&bindir, ClusterOptions { durable: false })
-        .unwrap_or_else(|e| panic!("a cluster of our own: {e}"));
-    let url = cluster.create_database("outage").await.expect("a database");
-    let options = ConnectOptions {
-        connect_timeout: CONNECT_TIMEOUT,
-        ..testing::test_options()
-    };
-    let store = doorstep_store::connect(&url, &options)
-        .await
-        .expect("the store opens");
     let (running, channel) = serve(store).await;
     let mut c = TicketServiceClient::new(channel);
     let before = c
@@ -231,7 +213,7 @@ async fn outage_and_return(
 ) {
     cluster.stop_with(mode).expect("pg_ctl stop");
     // Concurrent intake (one batch in the queue) and a read, all answered UNAVAILABLE in time.
-    let bound = CONNECT_TIMEOUT * 2 + Duration::from_secs(3);
+    let bound = OWN_CLUSTER_CONNECT_TIMEOUT * 2 + Duration::from_secs(3);
     let started = Instant::now();
     let mut calls = Vec::new();
     for i in 0..4 {
@@ -284,7 +266,7 @@ async fn outage_and_return(
     let _ = writeln!(
         std::io::stderr(),
         "postgres outage (pg_ctl stop -m {mode}): UNAVAILABLE answered within {refused_within:?} of the stop (connect \
-         timeout {CONNECT_TIMEOUT:?}); intake back {recovered:?} after the database accepted \
+         timeout {OWN_CLUSTER_CONNECT_TIMEOUT:?}); intake back {recovered:?} after the database accepted \
          connections again ({tries} tries, 100 ms apart; the database itself took {startup:?} to \
          start)"
     );
