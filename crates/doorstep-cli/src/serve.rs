@@ -301,8 +301,11 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         let stop = running.shutdown_signal();
         tokio::spawn(async move { scheduler.run(stop).await })
     });
+    // Listening for signals before saying so: a SIGTERM sent at once is not lost to the default
+    // handler (which would end the process without draining).
+    let signalled = shutdown_signal();
     println!("doorstep listening on {}", running.local_addr);
-    shutdown_signal().await;
+    signalled.await;
     tracing::info!("signal received: shutting down");
     running.shutdown().await.context("server error")?;
     if let Some(scheduler) = scheduler {
@@ -314,6 +317,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
 /// `doorstep sla`: the scheduler alone, beside service replicas that run with `--no-sla`.
 pub(crate) async fn run_sla(database_url: &str, metrics: Option<SocketAddr>) -> Result<()> {
     let engine = crate::open_engine(database_url).await?;
+    let signalled = shutdown_signal();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     if let Some(addr) = metrics {
         crate::exporter::serve(addr, Arc::clone(&engine), stopped.clone()).await?;
@@ -321,31 +325,45 @@ pub(crate) async fn run_sla(database_url: &str, metrics: Option<SocketAddr>) -> 
     tokio::spawn(engine.config_follower(stopped.clone()));
     let scheduler = doorstep_sla::Scheduler::new(engine, doorstep_sla::SchedulerConfig::default());
     let task = tokio::spawn(async move { scheduler.run(stopped).await });
-    shutdown_signal().await;
+    signalled.await;
     let _ = stop.send(true);
     let _ = task.await;
     crate::close_databases().await
 }
 
-async fn shutdown_signal() {
+/// Listens for SIGTERM and SIGINT from the moment it is called, not from its first poll; the future
+/// ends at the first of them.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+        let term = signal(SignalKind::terminate()).ok();
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        async move {
+            match (term, interrupt) {
+                (Some(mut term), Some(mut interrupt)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = interrupt.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                (Some(mut term), None) => {
+                    term.recv().await;
+                }
+                (None, Some(mut interrupt)) => {
+                    interrupt.recv().await;
+                }
+                (None, None) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
