@@ -7,6 +7,7 @@ mod health;
 mod intake;
 mod red_cards;
 mod report;
+mod rpcs;
 mod security;
 mod stale_versions;
 mod status;
