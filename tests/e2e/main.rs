@@ -432,7 +432,11 @@ async fn a_resumed_watch_loses_no_event(s: Server) {
     });
     let mut seqs = Vec::new();
     while seqs.len() < 10 {
-        let e = stream.next().await.unwrap().unwrap();
+        let e = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("events keep coming")
+            .unwrap()
+            .unwrap();
         seqs.push(e.seq);
     }
     drop(stream);

@@ -253,9 +253,13 @@ async fn export(
         .unwrap()
         .into_inner();
     let mut out = Vec::new();
-    while let Some(event) = stream.next().await {
-        out.push(event.unwrap());
-    }
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(event) = stream.next().await {
+            out.push(event.unwrap());
+        }
+    })
+    .await
+    .expect("the export ends within 30 s");
     out
 }
 

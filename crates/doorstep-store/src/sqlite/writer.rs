@@ -278,6 +278,18 @@ mod tests {
         Ok(one)
     }
 
+    /// Waits until `n` messages wait in the writer's queue: the order of the queue is the order the
+    /// test sent them in, whatever the machine's load (a sleep between sends does not promise that).
+    async fn queued(writer: &mpsc::Sender<Message>, n: usize) {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while writer.max_capacity() - writer.capacity() < n {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{n} messages queued within 30 s"));
+    }
+
     /// A request that asks to end its transaction (the scheduler's claim) is answered before a
     /// request queued behind it runs, even one queued at the same time.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,12 +310,14 @@ mod tests {
         // The writer is busy with a first request while the next two queue up behind it.
         let (go_first, first_waits) = oneshot::channel::<()>();
         let (go_later, later_waits) = oneshot::channel::<()>();
+        let (first_runs, first_running) = oneshot::channel::<()>();
         let first = tokio::spawn({
             let store = Arc::clone(&store);
             async move {
                 store
                     .write(move |c| {
                         Box::pin(async move {
+                            let _ = first_runs.send(());
                             let _ = first_waits.await;
                             select_one(c).await
                         })
@@ -311,12 +325,14 @@ mod tests {
                     .await
             }
         });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        first_running
+            .await
+            .expect("the writer runs the first request");
         let claim = tokio::spawn({
             let store = Arc::clone(&store);
             async move { store.write_last(|c| Box::pin(select_one(c))).await }
         });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        queued(&store.writer, 1).await;
         let later = tokio::spawn({
             let store = Arc::clone(&store);
             async move {
@@ -330,7 +346,7 @@ mod tests {
                     .await
             }
         });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        queued(&store.writer, 2).await;
 
         go_first.send(()).unwrap();
         assert_eq!(first.await.unwrap().unwrap(), 1);
@@ -361,12 +377,14 @@ mod tests {
         );
 
         let (go, busy) = oneshot::channel::<()>();
+        let (first_runs, first_running) = oneshot::channel::<()>();
         let first = tokio::spawn({
             let store = Arc::clone(&store);
             async move {
                 store
                     .write(move |c| {
                         Box::pin(async move {
+                            let _ = first_runs.send(());
                             let _ = busy.await;
                             select_one(c).await
                         })
@@ -374,18 +392,19 @@ mod tests {
                     .await
             }
         });
-        let pause = || tokio::time::sleep(Duration::from_millis(100));
-        pause().await;
+        first_running
+            .await
+            .expect("the writer runs the first request");
         let before = tokio::spawn({
             let store = Arc::clone(&store);
             async move { store.write(|c| Box::pin(select_one(c))).await }
         });
-        pause().await;
+        queued(&store.writer, 1).await;
         let closing = tokio::spawn({
             let store = Arc::clone(&store);
             async move { close(&store.writer).await }
         });
-        pause().await;
+        queued(&store.writer, 2).await;
         let after = tokio::spawn({
             let store = Arc::clone(&store);
             async move { store.write(|c| Box::pin(select_one(c))).await }
@@ -394,7 +413,7 @@ mod tests {
             let store = Arc::clone(&store);
             async move { close(&store.writer).await }
         });
-        pause().await;
+        queued(&store.writer, 4).await;
 
         go.send(()).unwrap();
         assert_eq!(first.await.unwrap().unwrap(), 1);
