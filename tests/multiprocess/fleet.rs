@@ -1,6 +1,6 @@
-//! The scenario's processes: `doorstep` children of the built binary, each logging to a file of its
-//! own, killed when dropped (a failed or hung test leaves none behind) and their logs printed when the
-//! test panics.
+//! The `doorstep` processes of the multi-process scenario and of the process tests: children of the
+//! built binary, each logging to a file of its own, killed when dropped (a failed or hung test leaves
+//! none behind) and their logs printed when the test panics.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -85,18 +85,26 @@ impl Process {
 
     /// `doorstep serve --no-sla` on a fresh loopback port, once it says where it listens.
     pub(crate) async fn replica(name: &str, dir: &Path, database_url: &str) -> Process {
-        let mut process = Process::spawn(
-            name,
-            dir,
-            &[
-                "serve",
-                "--no-sla",
-                "--listen",
-                "127.0.0.1:0",
-                "--database-url",
-                database_url,
-            ],
-        );
+        Process::serve(name, dir, database_url, &["--no-sla"]).await
+    }
+
+    /// `doorstep serve` with `extra` arguments on a fresh loopback port, once it says where it
+    /// listens.
+    pub(crate) async fn serve(
+        name: &str,
+        dir: &Path,
+        database_url: &str,
+        extra: &[&str],
+    ) -> Process {
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            database_url,
+        ];
+        args.extend_from_slice(extra);
+        let mut process = Process::spawn(name, dir, &args);
         let stdout = process.child.stdout.take().expect("a piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         let line = match tokio::time::timeout(START_TIMEOUT, lines.next_line()).await {

@@ -28,9 +28,9 @@ fn rpcs_in_protos(dir: &Path) -> BTreeSet<String> {
                 continue;
             }
             if let Some(rest) = line.strip_prefix("rpc ") {
-                let service = service.as_deref().unwrap_or_else(|| {
-                    panic!("{}: rpc outside a service: {line}", file.display())
-                });
+                let service = service
+                    .as_deref()
+                    .unwrap_or_else(|| panic!("{}: rpc outside a service: {line}", file.display()));
                 let method = rest.split('(').next().unwrap_or("").trim();
                 assert!(!method.is_empty(), "{}: {line}", file.display());
                 found.insert(format!("{service}.{method}"));
