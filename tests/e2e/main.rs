@@ -607,9 +607,16 @@ async fn admin_calls_and_reflection(s: Server) {
 
 /// Sequential calls on one connection each answer at once. Without `TCP_NODELAY` on the server's
 /// accepted sockets, a reply's later HTTP/2 frames waited for the client's delayed ACK: about 44 ms a
-/// call for any reply over a few hundred bytes, so these 50-call loops took over two seconds.
+/// call for any reply over a few hundred bytes, every call alike. The median call is compared with
+/// that, not the total: a loaded machine stalls some calls, which the median ignores.
 async fn replies_are_not_held_back_by_delayed_acks(s: Server) {
     const CALLS: u32 = 50;
+    /// Far above a call on a loaded machine, below the delayed ACK every call would wait for.
+    const HELD_BACK: Duration = Duration::from_millis(30);
+    fn median(mut took: Vec<Duration>) -> Duration {
+        took.sort_unstable();
+        took[took.len() / 2]
+    }
     let mut c = s.tickets().await;
     let t = c
         .create_ticket(intake("SD-NAGLE", "lighting.stairwell"))
@@ -618,30 +625,34 @@ async fn replies_are_not_held_back_by_delayed_acks(s: Server) {
         .into_inner()
         .ticket
         .unwrap();
-    let started = std::time::Instant::now();
+    let mut took = Vec::new();
     for _ in 0..CALLS {
+        let started = std::time::Instant::now();
         let got = c
             .get_ticket(w::GetTicketRequest { id: t.id.clone() })
             .await
             .unwrap()
             .into_inner();
+        took.push(started.elapsed());
         assert_eq!(got.id, t.id);
     }
-    let tickets = started.elapsed();
+    let tickets = median(took);
     let mut admin = s.admin().await;
-    let started = std::time::Instant::now();
+    let mut took = Vec::new();
     for _ in 0..CALLS {
+        let started = std::time::Instant::now();
         let node = admin
             .get_node(w::GetNodeRequest { code: YARD.into() })
             .await
             .unwrap()
             .into_inner();
+        took.push(started.elapsed());
         assert_eq!(node.code, YARD);
     }
-    let nodes = started.elapsed();
+    let nodes = median(took);
     assert!(
-        tickets < Duration::from_secs(1) && nodes < Duration::from_secs(1),
-        "{CALLS} sequential GetTicket calls took {tickets:?} and {CALLS} GetNode calls {nodes:?}: \
-         a reply waits for a delayed ACK (TCP_NODELAY off on accepted connections?)"
+        tickets < HELD_BACK && nodes < HELD_BACK,
+        "of {CALLS} sequential calls, the median GetTicket took {tickets:?} and the median GetNode \
+         {nodes:?}: a reply waits for a delayed ACK (TCP_NODELAY off on accepted connections?)"
     );
 }
