@@ -61,12 +61,21 @@ impl Server {
     /// The server over a fresh database of `backend`; `None` (after one loud line) when PostgreSQL is
     /// not installed and not required.
     pub async fn start(backend: Backend) -> Option<Server> {
+        Server::start_on(backend, Arc::new(SystemClock)).await
+    }
+
+    /// [`Server::start`] over an engine that reads the time from `clock` (a manual clock: deadlines
+    /// on known dates).
+    pub async fn start_on(
+        backend: Backend,
+        clock: Arc<dyn doorstep_domain::Clock>,
+    ) -> Option<Server> {
         let database = match backend {
             Backend::Sqlite => TestDatabase::sqlite().await,
             Backend::Postgres => TestDatabase::postgres().await?,
         };
         let engine = Arc::new(
-            Engine::open(Arc::clone(&database.store), Arc::new(SystemClock))
+            Engine::open(Arc::clone(&database.store), clock)
                 .await
                 .expect("the engine opens"),
         );

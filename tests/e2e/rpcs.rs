@@ -2,10 +2,16 @@
 //! through the real server: dispatching and returning (lead unit, sign-for clock, status), extensions
 //! requested and decided (the resolve deadline), supervising, escalating and reclassifying (level,
 //! escalations, clocks), merging and cancelling (status, the ticket merged into, clocks stopped), and
-//! the units of the district as ListUnits answers them. Each effect is read back with GetTicket and
+//! the units of the district as ListUnits answers them, and a calendar year put (the working-day
+//! deadlines it touches move; clock-hour ones do not). Each effect is read back with GetTicket and
 //! GetTimeline (the event recorded, one version per event); each refusal changes nothing.
 
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use doorstep_domain::ManualClock;
 use doorstep_proto::v1 as w;
+use doorstep_store::testing::Backend;
 use tonic::Code;
 
 use crate::harness::{LIXIA, Server};
@@ -17,6 +23,7 @@ doorstep_store::both_backends!(
     supervising_escalating_and_reclassifying_change_the_ladder,
     merging_and_cancelling_end_a_ticket_and_stop_its_clocks,
     list_units_answers_the_units_of_the_district,
+    a_calendar_year_put_moves_the_working_day_deadlines_it_touches,
 );
 
 const YARD_WORKERS: &str = "lixia/jiefanglu/jiefangqiao/yard-129/workers";
@@ -654,4 +661,104 @@ async fn list_units_answers_the_units_of_the_district(s: Server) {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().starts_with("node:"), "{}", err.message());
+}
+
+/// The server on a manual clock standing at Monday 2 March 2026, 10:00 in the district: working-day
+/// deadlines fall on known dates.
+pub(crate) struct OnMonday(Server);
+
+impl doorstep_store::testing::Fixture for OnMonday {
+    async fn set_up(backend: Backend, _test: &'static str) -> Option<OnMonday> {
+        let clock = Arc::new(ManualClock::new(local("2026-03-02T10:00:00")));
+        Server::start_on(backend, clock).await.map(OnMonday)
+    }
+}
+
+/// An instant in the district's time (UTC+8).
+fn local(at: &str) -> DateTime<Utc> {
+    DateTime::<FixedOffset>::parse_from_rfc3339(&format!("{at}+08:00"))
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn at(t: &Option<prost_types::Timestamp>) -> DateTime<Utc> {
+    let (seconds, nanos) = instant(t);
+    DateTime::from_timestamp(seconds, nanos as u32).unwrap()
+}
+
+async fn a_calendar_year_put_moves_the_working_day_deadlines_it_touches(s: OnMonday) {
+    use w::EventKind as K;
+    let OnMonday(s) = s;
+    let mut c = s.tickets().await;
+    let mut hard_to_fix = intake("SD-CAL-1", "lighting.stairwell");
+    hard_to_fix.level_hint = w::Level::Difficult as i32;
+    let difficult = c
+        .create_ticket(hard_to_fix)
+        .await
+        .unwrap()
+        .into_inner()
+        .ticket
+        .unwrap();
+    // Three working days from Monday: Tuesday, Wednesday, Thursday; due at Friday's start.
+    assert_eq!(at(&difficult.resolve_due_at), local("2026-03-06T00:00:00"));
+    let routine = file(&s, "SD-CAL-2").await;
+    assert_eq!(
+        at(&routine.resolve_due_at),
+        local("2026-03-03T10:00:00"),
+        "24 clock hours"
+    );
+
+    // Tuesday and Wednesday declared off, the year's other days kept.
+    let mut a = s.admin().await;
+    let mut year = a
+        .get_calendar_year(w::GetCalendarYearRequest { year: 2026 })
+        .await
+        .unwrap()
+        .into_inner();
+    for date in ["2026-03-03", "2026-03-04"] {
+        assert!(year.days.iter().all(|d| d.date != date), "{date}");
+        year.days.push(w::CalendarDay {
+            date: date.into(),
+            off: true,
+            name: "test closure".into(),
+        });
+    }
+    year.source = format!("{} (with a test closure)", year.source);
+    let stored = a
+        .put_calendar_year(year.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stored.days.len(), year.days.len());
+    let read = a
+        .get_calendar_year(w::GetCalendarYearRequest { year: 2026 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.source, year.source);
+    assert!(
+        read.days
+            .iter()
+            .any(|d| d.date == "2026-03-04" && d.off && d.name == "test closure")
+    );
+
+    // Thursday, Friday and Monday now: due at Tuesday's start, recorded as a re-timing.
+    let (moved, kinds) = read_back(&s, &difficult.id).await;
+    assert_eq!(at(&moved.resolve_due_at), local("2026-03-10T00:00:00"));
+    assert_eq!(kinds.last(), Some(&K::Retimed));
+    assert_eq!(moved.version, difficult.version + 1);
+    // A clock-hour limit is not the calendar's: untouched, nothing recorded.
+    let (same, _) = read_back(&s, &routine.id).await;
+    assert_eq!(same, routine);
+    // A ticket filed now reckons under the new calendar at once.
+    let mut another = intake("SD-CAL-3", "lighting.stairwell");
+    another.level_hint = w::Level::Difficult as i32;
+    let later = c
+        .create_ticket(another)
+        .await
+        .unwrap()
+        .into_inner()
+        .ticket
+        .unwrap();
+    assert_eq!(at(&later.resolve_due_at), local("2026-03-10T00:00:00"));
 }
