@@ -129,6 +129,10 @@ async fn a_clock_armed_under_the_old_calendar_by_another_process_is_moved_too(db
         name: "元旦".into(),
         notice: 2027,
     };
+    // Filed before the change: its re-timing shows that the first pass is done.
+    let early = w
+        .file("SD-EARLY", "lighting.stairwell", Some(Level::Difficult))
+        .await;
     let engine = Arc::clone(&w.engine);
     let change = tokio::spawn(async move {
         engine
@@ -142,8 +146,16 @@ async fn a_clock_armed_under_the_old_calendar_by_another_process_is_moved_too(db
             .await
             .unwrap()
     });
-    // Filed through the other process after the first pass, under its old calendar.
-    tokio::time::sleep(doorstep_engine::engine::RETIME_SETTLE / 3).await;
+    // Filed through the other process after the first pass (waited for, not slept for: a loaded
+    // machine may not have run it yet after any fixed time), under its old calendar.
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while w.kinds(&early).await.last() != Some(&"RETIMED") {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the first pass within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert!(
         !change.is_finished(),
         "the change waits for the second pass"
