@@ -10,6 +10,8 @@ import { t } from "./strings";
 const PAGE = 50;
 /** The most tickets one filter loads (1000 a call); past it the console asks for narrower filters. */
 const MAX_LOADED = 5000;
+/** More changed tickets at once than this are read as a new list. */
+const BURST = 20;
 
 export interface Filter {
   status: string; // "", "open" or a Status name
@@ -46,7 +48,8 @@ function matches(ticket: Ticket, filter: Filter): boolean {
   if (filter.overdue && !ticket.overdue) return false;
   if (filter.breached && !ticket.breached) return false;
   if (filter.dueBefore) {
-    const due = runningDeadline(ticket)?.due.getTime();
+    // As the service reads it: the resolve deadline.
+    const due = date(ticket.resolveDueAt)?.getTime();
     if (due === undefined || due >= new Date(filter.dueBefore).getTime()) return false;
   }
   return true;
@@ -185,7 +188,10 @@ export class Queue {
   }
 
   /** Tickets the event stream says changed: read each again and place, replace or drop it. */
-  async changed(ids: Iterable<string>): Promise<void> {
+  async changed(ids: Set<string>): Promise<void> {
+    // A burst (an escalation wave, say) is one read of the list, not a call per ticket: the token's
+    // rate limit is shared with everything else the console does.
+    if (ids.size > BURST) return this.load();
     for (const id of ids) {
       let ticket: Ticket | null = null;
       try {

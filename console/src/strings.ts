@@ -37,7 +37,7 @@ export const zh = {
     unit: "承办单位",
     overdue: "已超时",
     breached: "红牌（超期）",
-    dueBefore: "期限早于",
+    dueBefore: "办结期限早于",
     apply: "筛选",
     reset: "重置",
   },

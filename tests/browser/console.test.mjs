@@ -230,6 +230,22 @@ try {
     assert.equal(await detailPage.locator("table.timeline tr", { hasText: "派单员的备注" }).count(), 0);
   });
 
+  await check("filters: a resolved ticket leaves the open queue, shows under all statuses; by level", async () => {
+    const page = detailPage;
+    await page.locator(".detail-head button").click();
+    await row(page, here.id).waitFor({ timeout: WAIT });
+    assert.equal(await row(page, fresh.id).count(), 0, "a resolved ticket is not open");
+    await page.locator('select[name="status"]').selectOption("");
+    await page.locator("form.filters button[type=submit]").click();
+    await row(page, fresh.id).waitFor({ timeout: WAIT });
+    assert.match(await row(page, fresh.id).innerText(), /已办结待回访/);
+    await page.locator('select[name="level"]').selectOption("HARD");
+    await page.locator("form.filters button[type=submit]").click();
+    await page.locator("td.empty").waitFor({ timeout: WAIT });
+    await page.locator("form.filters button.secondary").click();
+    await row(page, here.id).waitFor({ timeout: WAIT });
+  });
+
   const supervisorContext = await newContext();
   supervisorContext.on("request", (r) => requests.push(r.url()));
   await check("a supervisor sees the caller masked, and the district view by child node", async () => {
