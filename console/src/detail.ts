@@ -233,14 +233,23 @@ export class Detail {
     clearInterval(this.timer);
   }
 
-  async load(): Promise<void> {
+  /** Reads the ticket again and shows it; `live`: because the event stream said it changed, when a
+   * form being filled in is kept (its submission then meets the version conflict, which says so). */
+  async load(live = false): Promise<void> {
+    let timeline: Timeline;
     try {
-      this.timeline = await tickets.getTimeline({ id: this.id });
+      timeline = await tickets.getTimeline({ id: this.id });
     } catch (e) {
       this.notice.className = "notice error";
       this.notice.textContent = describe(e);
       return;
     }
+    if (live && this.root.querySelector(".action-form")) {
+      this.notice.className = "notice";
+      this.notice.textContent = t.detail.changed;
+      return;
+    }
+    this.timeline = timeline;
     this.render();
   }
 
@@ -414,15 +423,9 @@ export class Detail {
     }
   }
 
-  /** The service changed this ticket: show it as it is now, unless a form is being filled in (its
-   * submission then meets the version conflict, which says so and reloads). */
+  /** The service changed this ticket: show it as it is now, unless a form is being filled in. */
   refresh(): void {
-    if (this.root.querySelector(".action-form")) {
-      this.notice.className = "notice";
-      this.notice.textContent = t.detail.changed;
-      return;
-    }
-    void this.load();
+    void this.load(true);
   }
 }
 
