@@ -72,6 +72,7 @@ async function serve(name, ...flags) {
 function token(database, ...args) {
   return execFileSync(BIN, ["token", "create", "--database-url", database, "--expires", "1d", ...args], {
     encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
   }).trim();
 }
 
@@ -264,6 +265,17 @@ try {
     await page.locator("svg.chart").waitFor({ timeout: WAIT });
     assert.ok((await page.locator("svg.chart rect.bar").count()) >= 4, "a bar a week over four weeks");
     await page.screenshot({ path: join(OUT, "district.png"), fullPage: true });
+  });
+
+  await check("a reporter opens straight into the district view, with no queue and no personal data", async () => {
+    const reporter = token(server.database, "--role", "reporter", "--scope", STREET);
+    const context = await newContext();
+    context.on("request", (r) => requests.push(r.url()));
+    const page = await signIn(context, server, reporter);
+    await page.locator("table.figures tbody tr").first().waitFor({ timeout: WAIT });
+    assert.equal(await page.locator('header nav a[href="#/queue"]').count(), 0);
+    assert.equal(await page.locator("[data-live]").count(), 0, "no event stream for a reporter");
+    await context.close();
   });
 
   await check("no page asked anything of another origin", async () => {
