@@ -12,12 +12,14 @@
 //! - [`health`]: the health service: liveness (`""`) and readiness per service (draining, database);
 //! - [`web`]: CORS for the browsers' gRPC-Web calls (the service port answers gRPC-Web over HTTP/1.1
 //!   and HTTP/2 besides gRPC);
+//! - [`console`]: the reference dispatch console's files at `/console/` and who its caller is;
 //! - `fuzzing` (feature `fuzzing`): the fuzz target over request validation and the lifecycle.
 //!
 //! The engine itself (authentication and authorization rules, reach, the lifecycle) is
 //! `doorstep-engine`; this crate is the only one that speaks gRPC.
 
 pub mod admin_service;
+pub mod console;
 pub mod convert;
 pub mod error;
 #[cfg(feature = "fuzzing")]
@@ -217,6 +219,7 @@ pub async fn start_with(
         shutdown_rx.clone(),
     ))
     .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let console = console::ConsoleLayer::new(Arc::clone(&gate));
     let admin = AdminServiceServer::new(admin_service::Admin::new(Arc::clone(&engine), gate))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let mut stop = shutdown_rx;
@@ -232,6 +235,8 @@ pub async fn start_with(
         options.tls.as_ref(),
     )?
     .accept_http1(true)
+    // Outermost: the console's pages are plain HTTP GETs, which gRPC-Web would refuse.
+    .layer(console)
     .layer(tower::util::option_layer(cors))
     .layer(tonic_web::GrpcWebLayer::new())
     .layer(observe::ObserveLayer)
