@@ -141,7 +141,10 @@ async fn whole_lifecycle(s: Server) {
     assert_eq!(t.satisfaction, w::Satisfaction::Satisfied as i32);
 
     let timeline = c
-        .get_timeline(w::GetTimelineRequest { id: t.id.clone() })
+        .get_timeline(w::GetTimelineRequest {
+            id: t.id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -391,7 +394,10 @@ async fn a_resumed_watch_loses_no_event(s: Server) {
         .ticket
         .unwrap();
     let start = c
-        .get_timeline(w::GetTimelineRequest { id: t.id.clone() })
+        .get_timeline(w::GetTimelineRequest {
+            id: t.id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -462,7 +468,10 @@ async fn a_resumed_watch_loses_no_event(s: Server) {
     let mut all = Vec::new();
     for id in &tickets {
         let tl = c
-            .get_timeline(w::GetTimelineRequest { id: id.clone() })
+            .get_timeline(w::GetTimelineRequest {
+                id: id.clone(),
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();
