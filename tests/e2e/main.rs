@@ -5,6 +5,7 @@ mod grpc_web;
 mod harness;
 mod health;
 mod intake;
+mod limits;
 mod red_cards;
 mod report;
 mod security;

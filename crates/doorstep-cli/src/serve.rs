@@ -107,6 +107,9 @@ struct LimitArgs {
     /// Seconds a connection with no call in flight stays open; 0: no limit [default: 300].
     #[arg(long, env = "DOORSTEP_IDLE_TIMEOUT", value_name = "SECONDS")]
     idle_timeout: Option<u64>,
+    /// Events a ticket's history may hold and still take notes [default: 900].
+    #[arg(long, env = "DOORSTEP_MAX_HISTORY_FOR_NOTES", value_name = "N")]
+    max_history_for_notes: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,6 +132,7 @@ struct ConfigFile {
     http2_keepalive_interval: Option<u64>,
     http2_keepalive_timeout: Option<u64>,
     idle_timeout: Option<u64>,
+    max_history_for_notes: Option<u32>,
 }
 
 /// What `serve` runs with, once flags, environment and the config file are merged.
@@ -216,6 +220,12 @@ fn limits(args: &LimitArgs, file: &ConfigFile) -> Result<doorstep_server::Limits
             file.http2_keepalive_timeout,
             defaults.http2_keepalive_timeout,
         )?,
+        max_history_for_notes: count(
+            "max_history_for_notes",
+            args.max_history_for_notes,
+            file.max_history_for_notes,
+            defaults.max_history_for_notes as usize,
+        )? as i64,
         idle_timeout: match args.idle_timeout.or(file.idle_timeout) {
             None => defaults.idle_timeout,
             Some(0) => None,

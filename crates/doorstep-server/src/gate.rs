@@ -181,7 +181,7 @@ impl Gate {
             tracing::warn!(token = %token.id, rpc = %rpc.name(), cost, "rate limit exceeded");
             return Err(to_status(Error::RateLimited(format!(
                 "this {} costs {cost} calls of the rate limit ({} calls a second); retry later, \
-                 or {narrow}",
+                 or narrow {field}: {narrow}",
                 rpc.name(),
                 self.buckets.limit.per_second
             ))));

@@ -33,6 +33,9 @@ pub struct Limits {
     pub http2_keepalive_timeout: Duration,
     /// A connection with no call in flight for this long is closed; `None`: never.
     pub idle_timeout: Option<Duration>,
+    /// A ticket whose history holds this many events takes no more notes (FAILED_PRECONDITION):
+    /// notes are the one action a caller can repeat without end, and every timeline carries them.
+    pub max_history_for_notes: i64,
 }
 
 impl Default for Limits {
@@ -46,6 +49,7 @@ impl Default for Limits {
             http2_keepalive_interval: Duration::from_secs(60),
             http2_keepalive_timeout: Duration::from_secs(20),
             idle_timeout: Some(Duration::from_secs(300)),
+            max_history_for_notes: 900,
         }
     }
 }
@@ -75,6 +79,11 @@ impl Streams {
             limits,
             open: Arc::default(),
         }
+    }
+
+    /// The limits counted against.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// A place for a WatchEvents stream of `principal`, or RESOURCE_EXHAUSTED naming the limit.
@@ -152,5 +161,68 @@ impl Drop for StreamSlot {
                 open.by_token.remove(token);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use doorstep_engine::auth::TokenRef;
+
+    fn holder(id: &str) -> Principal {
+        Principal {
+            token: Some(TokenRef {
+                id: id.into(),
+                hash: String::new(),
+            }),
+            ..Principal::local()
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_streams_per_token: 3,
+            max_exports_per_token: 1,
+            max_exports: 2,
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn watches_and_exports_count_together_per_token() {
+        let streams = Streams::new(limits());
+        let (a, b) = (holder("a"), holder("b"));
+        let _w1 = streams.watch(&a).unwrap();
+        let _w2 = streams.watch(&a).unwrap();
+        let e = streams.export(&a, false).unwrap();
+        let refused = streams.watch(&a).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert!(refused.message().contains("max_streams_per_token"), "{refused:?}");
+        assert!(streams.export(&a, false).is_err());
+        let _theirs = streams.watch(&b).expect("another token is not affected");
+        drop(e);
+        let _again = streams.watch(&a).expect("a place is given back");
+    }
+
+    #[test]
+    fn long_exports_are_capped_per_token_and_overall() {
+        let streams = Streams::new(limits());
+        let (a, b, c) = (holder("a"), holder("b"), holder("c"));
+        let long_a = streams.export(&a, true).unwrap();
+        let refused = streams.export(&a, true).unwrap_err();
+        assert!(refused.message().contains("max_exports_per_token"), "{refused:?}");
+        let _short = streams.export(&a, false).expect("a short export is not a long one");
+        let _long_b = streams.export(&b, true).unwrap();
+        let refused = streams.export(&c, true).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert!(refused.message().contains("max_exports"), "{refused:?}");
+        // The local operator is not counted per token, but counts against the service's cap.
+        assert!(streams.export(&Principal::local(), true).is_err());
+        drop(long_a);
+        let _long_c = streams.export(&c, true).expect("a place is given back");
+        let local: Vec<_> = (0..10)
+            .map(|_| streams.watch(&Principal::local()))
+            .collect();
+        assert!(local.iter().all(Result::is_ok), "the local operator has no per-token cap");
     }
 }

@@ -27,9 +27,6 @@ use doorstep_engine::error::Error;
 const MAX_FILTER_VALUES: usize = 16;
 /// Events in one page of a timeline (and in a timeline asked for without a page size).
 pub const MAX_TIMELINE_PAGE: usize = 1000;
-/// A ticket whose history holds this many events takes no more notes: notes are the one action a
-/// caller can repeat without end, and every timeline read carries them.
-pub const MAX_HISTORY_FOR_NOTES: i64 = 900;
 /// How many events a watch queues for its client before it waits for the client to read.
 const WATCH_BUFFER: usize = 64;
 
@@ -723,10 +720,12 @@ impl TicketService for Tickets {
             .get_ticket(&principal, &id)
             .await
             .map_err(to_status)?;
-        if ticket.version >= MAX_HISTORY_FOR_NOTES {
+        let most = self.streams.limits().max_history_for_notes;
+        if ticket.version >= most {
             return Err(to_status(Error::NotApplicable(format!(
                 "ticket {id} has {} events in its history, the most that still take notes \
-                 ({MAX_HISTORY_FOR_NOTES}); write in the resolution or open a follow-up ticket",
+                 ({most}, max_history_for_notes); write in the resolution or open a follow-up \
+                 ticket",
                 ticket.version
             ))));
         }
