@@ -203,7 +203,11 @@ async fn streams_per_token_count_watches_and_exports_together(s: Limited) {
     for _ in 0..small_limits().max_streams_per_token {
         streams.push(t.watch_events(watch(&greedy)).await.unwrap().into_inner());
     }
-    let refused = s.reports().export_events(export(&greedy, 10)).await.unwrap_err();
+    let refused = s
+        .reports()
+        .export_events(export(&greedy, 10))
+        .await
+        .unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     assert!(
         refused.message().contains("max_streams_per_token")
@@ -216,9 +220,14 @@ async fn streams_per_token_count_watches_and_exports_together(s: Limited) {
         .watch_events(watch(&other))
         .await
         .expect("another token is not affected");
-    t.get_ticket(req(&greedy, w::GetTicketRequest { id: filed.id.clone() }))
-        .await
-        .expect("ordinary calls keep working");
+    t.get_ticket(req(
+        &greedy,
+        w::GetTicketRequest {
+            id: filed.id.clone(),
+        },
+    ))
+    .await
+    .expect("ordinary calls keep working");
     drop(streams.pop());
     // The server sees the stream go once its body is dropped: retried within bounded patience.
     let events = tokio::time::timeout(PATIENCE, async {
@@ -305,7 +314,9 @@ async fn a_report_is_charged_per_period_step_and_a_list_per_hundred_rows(s: Limi
     let refused = t.list_tickets(list(1000)).await.unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     assert!(refused.message().contains("page_size"), "{refused:?}");
-    t.list_tickets(list(50)).await.expect("a small page still fits");
+    t.list_tickets(list(50))
+        .await
+        .expect("a small page still fits");
 }
 
 /// GetTimeline pages through a ticket's events; AddNote stops at the history cap
@@ -504,7 +515,9 @@ async fn connections_beyond_the_cap_are_closed() {
         }
     }
     for c in &mut open {
-        c.list_tickets(list()).await.expect("the open ones keep working");
+        c.list_tickets(list())
+            .await
+            .expect("the open ones keep working");
     }
     drop(open.pop());
     tokio::time::timeout(PATIENCE, async {
@@ -525,10 +538,10 @@ async fn connections_beyond_the_cap_are_closed() {
 }
 
 /// Reads from a raw connection until the server closes it; `None` if it is still open after
-/// `PATIENCE`.
-async fn closed_by_server(mut socket: tokio::net::TcpStream) -> Option<()> {
+/// `patience`.
+async fn closed_by_server(mut socket: tokio::net::TcpStream, patience: Duration) -> Option<()> {
     let mut buf = [0u8; 1024];
-    tokio::time::timeout(PATIENCE, async {
+    tokio::time::timeout(patience, async {
         loop {
             match socket.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
@@ -557,7 +570,8 @@ async fn idle_connections_are_closed_and_busy_ones_kept() {
     let addr = s.running.as_ref().unwrap().local_addr;
     let opened = tokio::time::Instant::now();
     let silent = tokio::net::TcpStream::connect(addr).await.unwrap();
-    closed_by_server(silent)
+    // Well under hyper's own 30 s wait for a request's first bytes, which would close it too.
+    closed_by_server(silent, Duration::from_secs(20))
         .await
         .expect("a silent connection is closed after the idle timeout");
     assert!(opened.elapsed() >= idle, "not before the idle timeout");
@@ -565,7 +579,11 @@ async fn idle_connections_are_closed_and_busy_ones_kept() {
     // A watch is a call in flight for as long as it lasts: three idle timeouts later it still
     // delivers.
     let mut watching = TicketServiceClient::new(connect(&s.addr).await.unwrap());
-    let mut events = watching.watch_events(watch(&admin)).await.unwrap().into_inner();
+    let mut events = watching
+        .watch_events(watch(&admin))
+        .await
+        .unwrap()
+        .into_inner();
     tokio::time::sleep(idle * 3).await;
     // Filed on the watching connection: the fixture's own has been idle past the timeout.
     let filed = watching
@@ -588,7 +606,12 @@ async fn idle_connections_are_closed_and_busy_ones_kept() {
         loop {
             match s
                 .tickets()
-                .get_ticket(req(&admin, w::GetTicketRequest { id: filed.id.clone() }))
+                .get_ticket(req(
+                    &admin,
+                    w::GetTicketRequest {
+                        id: filed.id.clone(),
+                    },
+                ))
                 .await
             {
                 Ok(ticket) => return ticket.into_inner(),
@@ -623,7 +646,7 @@ async fn a_peer_that_does_not_answer_pings_is_dropped() {
     mute.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
         .await
         .unwrap();
-    closed_by_server(mute)
+    closed_by_server(mute, Duration::from_secs(20))
         .await
         .expect("the server drops a peer that does not answer its pings");
 }

@@ -99,7 +99,11 @@ struct LimitArgs {
     #[arg(long, env = "DOORSTEP_MAX_EXPORTS", value_name = "N")]
     max_exports: Option<u32>,
     /// Seconds between HTTP/2 pings that check a connection's peer is still there [default: 60].
-    #[arg(long, env = "DOORSTEP_HTTP2_KEEPALIVE_INTERVAL", value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "DOORSTEP_HTTP2_KEEPALIVE_INTERVAL",
+        value_name = "SECONDS"
+    )]
     http2_keepalive_interval: Option<u64>,
     /// Seconds a ping may go unanswered before the connection is dropped [default: 20].
     #[arg(long, env = "DOORSTEP_HTTP2_KEEPALIVE_TIMEOUT", value_name = "SECONDS")]
@@ -157,26 +161,24 @@ struct Settings {
 /// refused when it is 0 (but the idle timeout, where 0 means none).
 fn limits(args: &LimitArgs, file: &ConfigFile) -> Result<doorstep_server::Limits> {
     let defaults = doorstep_server::Limits::default();
-    let count = |name: &str, flag: Option<u32>, key: Option<u32>, default: usize| {
-        match flag.or(key) {
-            None => Ok(default),
-            Some(0) => Err(anyhow!(
-                "invalid {name} 0 (at least 1; flag --{}, config key {name})",
-                name.replace('_', "-")
-            )),
-            Some(n) => Ok(n as usize),
-        }
+    let count = |name: &str, flag: Option<u32>, key: Option<u32>, default: usize| match flag.or(key)
+    {
+        None => Ok(default),
+        Some(0) => Err(anyhow!(
+            "invalid {name} 0 (at least 1; flag --{}, config key {name})",
+            name.replace('_', "-")
+        )),
+        Some(n) => Ok(n as usize),
     };
-    let seconds = |name: &str, flag: Option<u64>, key: Option<u64>, default: Duration| {
-        match flag.or(key) {
+    let seconds =
+        |name: &str, flag: Option<u64>, key: Option<u64>, default: Duration| match flag.or(key) {
             None => Ok(default),
             Some(0) => Err(anyhow!(
                 "invalid {name} 0 (seconds, at least 1; flag --{}, config key {name})",
                 name.replace('_', "-")
             )),
             Some(n) => Ok(Duration::from_secs(n)),
-        }
-    };
+        };
     Ok(doorstep_server::Limits {
         max_streams_per_token: count(
             "max_streams_per_token",

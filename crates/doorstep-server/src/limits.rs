@@ -197,7 +197,10 @@ mod tests {
         let e = streams.export(&a, false).unwrap();
         let refused = streams.watch(&a).unwrap_err();
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
-        assert!(refused.message().contains("max_streams_per_token"), "{refused:?}");
+        assert!(
+            refused.message().contains("max_streams_per_token"),
+            "{refused:?}"
+        );
         assert!(streams.export(&a, false).is_err());
         let _theirs = streams.watch(&b).expect("another token is not affected");
         drop(e);
@@ -210,8 +213,13 @@ mod tests {
         let (a, b, c) = (holder("a"), holder("b"), holder("c"));
         let long_a = streams.export(&a, true).unwrap();
         let refused = streams.export(&a, true).unwrap_err();
-        assert!(refused.message().contains("max_exports_per_token"), "{refused:?}");
-        let _short = streams.export(&a, false).expect("a short export is not a long one");
+        assert!(
+            refused.message().contains("max_exports_per_token"),
+            "{refused:?}"
+        );
+        let _short = streams
+            .export(&a, false)
+            .expect("a short export is not a long one");
         let _long_b = streams.export(&b, true).unwrap();
         let refused = streams.export(&c, true).unwrap_err();
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
@@ -223,6 +231,9 @@ mod tests {
         let local: Vec<_> = (0..10)
             .map(|_| streams.watch(&Principal::local()))
             .collect();
-        assert!(local.iter().all(Result::is_ok), "the local operator has no per-token cap");
+        assert!(
+            local.iter().all(Result::is_ok),
+            "the local operator has no per-token cap"
+        );
     }
 }
