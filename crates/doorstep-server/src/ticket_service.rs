@@ -712,16 +712,18 @@ impl TicketService for Tickets {
     ) -> Result<Response<w::Ticket>, Status> {
         let principal = self.gate.admit(&request, Rpc::AddNote).await?;
         let req = request.into_inner();
-        let id = convert::ticket_id("id", &req.id).map_err(to_status)?;
         // The version the ticket is at, not the one the caller says it read (a note goes ahead on
-        // any version): every event made it one higher.
-        let ticket = self
-            .engine
-            .get_ticket(&principal, &id)
-            .await
-            .map_err(to_status)?;
+        // any version): every event made it one higher. A ticket the caller cannot read, or a
+        // malformed id, is left to the action, which answers as for every other action.
+        let read = match convert::ticket_id("id", &req.id) {
+            Ok(id) => self.engine.get_ticket(&principal, &id).await.ok(),
+            Err(_) => None,
+        };
         let most = self.streams.limits().max_history_for_notes;
-        if ticket.version >= most {
+        if let Some(ticket) = read
+            && ticket.version >= most
+        {
+            let id = &ticket.id;
             return Err(to_status(Error::NotApplicable(format!(
                 "ticket {id} has {} events in its history, the most that still take notes \
                  ({most}, max_history_for_notes); write in the resolution or open a follow-up \
