@@ -503,6 +503,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn limits_come_from_flags_then_the_file_then_the_defaults() {
+        let file: ConfigFile = toml::from_str(
+            "max_streams_per_token = 8\nmax_connections = 100\nidle_timeout = 0\n\
+             http2_keepalive_interval = 30\n",
+        )
+        .unwrap();
+        let args = LimitArgs {
+            max_connections: Some(50),
+            ..LimitArgs::default()
+        };
+        let merged = limits(&args, &file).unwrap();
+        let defaults = doorstep_server::Limits::default();
+        assert_eq!(merged.max_streams_per_token, 8);
+        assert_eq!(merged.max_connections, 50, "the flag wins");
+        assert_eq!(merged.idle_timeout, None, "0: no idle limit");
+        assert_eq!(merged.http2_keepalive_interval, Duration::from_secs(30));
+        assert_eq!(merged.max_exports, defaults.max_exports);
+        let zero = LimitArgs {
+            max_exports: Some(0),
+            ..LimitArgs::default()
+        };
+        let e = limits(&zero, &ConfigFile::default()).unwrap_err();
+        assert!(e.to_string().contains("--max-exports"), "{e}");
+    }
+
+    #[test]
     fn a_cors_origin_is_a_scheme_a_host_and_maybe_a_port() {
         assert_eq!(
             cors_origin(" https://console.example.org/ ").unwrap(),
