@@ -132,16 +132,21 @@ impl Connection {
         };
         loop {
             let now = Instant::now();
-            // With calls in flight, look again a timeout later.
-            let deadline = self.activity.idle_deadline(timeout);
-            if deadline.is_some_and(|d| d <= now) {
+            let idle_until = self.activity.idle_deadline(timeout);
+            if idle_until.is_some_and(|d| d <= now) {
                 return true;
             }
-            let deadline = deadline.unwrap_or(now + timeout);
+            // With calls in flight, look again a timeout later; the timer is moved only when that
+            // changes, not on every read of a busy connection.
+            let deadline = idle_until.unwrap_or(now + timeout);
             let check = self
                 .idle_check
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-            if check.deadline() != deadline {
+            let stale = match idle_until {
+                Some(d) => check.deadline() != d,
+                None => check.is_elapsed(),
+            };
+            if stale {
                 check.as_mut().reset(deadline);
             }
             if check.as_mut().poll(cx).is_pending() {
