@@ -89,7 +89,7 @@ struct LimitArgs {
     /// Concurrent calls (HTTP/2 streams) on one connection [default: 256].
     #[arg(long, env = "DOORSTEP_MAX_STREAMS_PER_CONNECTION", value_name = "N")]
     max_streams_per_connection: Option<u32>,
-    /// Connections open at once; one more is closed when accepted [default: 512].
+    /// Connections open at once; one more is closed when accepted [default: 4096].
     #[arg(long, env = "DOORSTEP_MAX_CONNECTIONS", value_name = "N")]
     max_connections: Option<u32>,
     /// Long exports (no limit, or over 1000 events) one token may run at once [default: 2].

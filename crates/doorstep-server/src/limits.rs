@@ -21,7 +21,8 @@ pub struct Limits {
     pub max_streams_per_token: usize,
     /// Concurrent HTTP/2 streams (calls) on one connection; more wait for the client to close some.
     pub max_streams_per_connection: u32,
-    /// Connections open at once; one more is closed as soon as it is accepted.
+    /// Connections open at once; one more is closed as soon as it is accepted. The default leaves
+    /// room for a thousand consoles each on a connection of its own (the watch benchmark's case).
     pub max_connections: usize,
     /// Long exports (no limit, or more than one page of events) one token may run at once.
     pub max_exports_per_token: usize,
@@ -43,7 +44,7 @@ impl Default for Limits {
         Limits {
             max_streams_per_token: crate::ticket_service::MAX_WATCHES_PER_TOKEN,
             max_streams_per_connection: crate::MAX_STREAMS_PER_CONNECTION,
-            max_connections: 512,
+            max_connections: 4096,
             max_exports_per_token: 2,
             max_exports: 8,
             http2_keepalive_interval: Duration::from_secs(60),
