@@ -40,8 +40,8 @@ pub struct Tickets {
 }
 
 /// `WatchEvents` and `ExportEvents` streams one token may hold open at once by default
-/// ([`crate::limits::Limits::max_streams_per_token`]): a console needs a few, and one token opening thousands is
-/// refused rather than served.
+/// ([`crate::limits::Limits::max_streams_per_token`]): a console needs a few, and one token opening
+/// thousands is refused rather than served.
 pub const MAX_WATCHES_PER_TOKEN: usize = 64;
 
 impl Tickets {
