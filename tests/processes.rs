@@ -95,7 +95,10 @@ pub(crate) async fn timeline(
     id: &str,
 ) -> (w::Ticket, Vec<w::Event>) {
     let t = client
-        .get_timeline(w::GetTimelineRequest { id: id.into() })
+        .get_timeline(w::GetTimelineRequest {
+            id: id.into(),
+            ..Default::default()
+        })
         .await
         .unwrap_or_else(|e| panic!("the timeline of {id}: {e}"))
         .into_inner();

@@ -5,6 +5,7 @@ mod grpc_web;
 mod harness;
 mod health;
 mod intake;
+mod limits;
 mod red_cards;
 mod report;
 mod rpcs;
@@ -142,7 +143,10 @@ async fn whole_lifecycle(s: Server) {
     assert_eq!(t.satisfaction, w::Satisfaction::Satisfied as i32);
 
     let timeline = c
-        .get_timeline(w::GetTimelineRequest { id: t.id.clone() })
+        .get_timeline(w::GetTimelineRequest {
+            id: t.id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -392,7 +396,10 @@ async fn a_resumed_watch_loses_no_event(s: Server) {
         .ticket
         .unwrap();
     let start = c
-        .get_timeline(w::GetTimelineRequest { id: t.id.clone() })
+        .get_timeline(w::GetTimelineRequest {
+            id: t.id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -467,7 +474,10 @@ async fn a_resumed_watch_loses_no_event(s: Server) {
     let mut all = Vec::new();
     for id in &tickets {
         let tl = c
-            .get_timeline(w::GetTimelineRequest { id: id.clone() })
+            .get_timeline(w::GetTimelineRequest {
+                id: id.clone(),
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();

@@ -50,7 +50,10 @@ async fn read_back(s: &Server, id: &str) -> (w::Ticket, Vec<w::EventKind>) {
         .unwrap()
         .into_inner();
     let timeline = c
-        .get_timeline(w::GetTimelineRequest { id: id.into() })
+        .get_timeline(w::GetTimelineRequest {
+            id: id.into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();

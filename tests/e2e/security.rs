@@ -243,7 +243,13 @@ async fn call(
             .await
             .map(drop),
         Rpc::GetTimeline => t
-            .get_timeline(req(token, w::GetTimelineRequest { id: tk.id.clone() }))
+            .get_timeline(req(
+                token,
+                w::GetTimelineRequest {
+                    id: tk.id.clone(),
+                    ..Default::default()
+                },
+            ))
             .await
             .map(drop),
         Rpc::ListTickets => t

@@ -139,6 +139,7 @@ async fn a_yellow_card_does_not_abort_a_sign_for_sent_with_the_version_read_befo
             let timeline = c
                 .get_timeline(w::GetTimelineRequest {
                     id: read.id.clone(),
+                    ..Default::default()
                 })
                 .await
                 .unwrap()

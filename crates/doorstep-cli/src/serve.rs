@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use doorstep_engine::{Authenticator, LocalAllAccess, TokenAuthenticator};
@@ -19,8 +20,8 @@ pub(crate) struct ServeArgs {
     /// sqlite://PATH or postgres://... [default: sqlite://doorstep.db, created and migrated].
     #[arg(long, env = "DOORSTEP_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    /// A TOML file with `listen`, `database_url`, `demo`, `auth`, `metrics_listen` and
-    /// `cors_origins` (flags and environment win over it).
+    /// A TOML file with `listen`, `database_url`, `demo`, `auth`, `metrics_listen`, `cors_origins`
+    /// and the limits below (flags and environment win over it).
     #[arg(long, env = "DOORSTEP_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Load the Lixia example district (an idempotent upsert: a restarted demo keeps its tickets).
@@ -75,6 +76,44 @@ pub(crate) struct ServeArgs {
         value_delimiter = ','
     )]
     cors_origins: Vec<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// The service's bounds (README, "Limits"); each also a key of the config file.
+#[derive(Debug, Default, clap::Args)]
+struct LimitArgs {
+    /// WatchEvents and ExportEvents streams one token may hold open together [default: 64].
+    #[arg(long, env = "DOORSTEP_MAX_STREAMS_PER_TOKEN", value_name = "N")]
+    max_streams_per_token: Option<u32>,
+    /// Concurrent calls (HTTP/2 streams) on one connection [default: 256].
+    #[arg(long, env = "DOORSTEP_MAX_STREAMS_PER_CONNECTION", value_name = "N")]
+    max_streams_per_connection: Option<u32>,
+    /// Connections open at once; one more is closed when accepted [default: 4096].
+    #[arg(long, env = "DOORSTEP_MAX_CONNECTIONS", value_name = "N")]
+    max_connections: Option<u32>,
+    /// Long exports (no limit, or over 1000 events) one token may run at once [default: 2].
+    #[arg(long, env = "DOORSTEP_MAX_EXPORTS_PER_TOKEN", value_name = "N")]
+    max_exports_per_token: Option<u32>,
+    /// Long exports running at once on the whole service [default: 8].
+    #[arg(long, env = "DOORSTEP_MAX_EXPORTS", value_name = "N")]
+    max_exports: Option<u32>,
+    /// Seconds between HTTP/2 pings that check a connection's peer is still there [default: 60].
+    #[arg(
+        long,
+        env = "DOORSTEP_HTTP2_KEEPALIVE_INTERVAL",
+        value_name = "SECONDS"
+    )]
+    http2_keepalive_interval: Option<u64>,
+    /// Seconds a ping may go unanswered before the connection is dropped [default: 20].
+    #[arg(long, env = "DOORSTEP_HTTP2_KEEPALIVE_TIMEOUT", value_name = "SECONDS")]
+    http2_keepalive_timeout: Option<u64>,
+    /// Seconds a connection with no call in flight stays open; 0: no limit [default: 300].
+    #[arg(long, env = "DOORSTEP_IDLE_TIMEOUT", value_name = "SECONDS")]
+    idle_timeout: Option<u64>,
+    /// Events a ticket's history may hold and still take notes [default: 900].
+    #[arg(long, env = "DOORSTEP_MAX_HISTORY_FOR_NOTES", value_name = "N")]
+    max_history_for_notes: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +128,15 @@ struct ConfigFile {
     otlp_endpoint: Option<String>,
     metrics_listen: Option<String>,
     cors_origins: Option<Vec<String>>,
+    max_streams_per_token: Option<u32>,
+    max_streams_per_connection: Option<u32>,
+    max_connections: Option<u32>,
+    max_exports_per_token: Option<u32>,
+    max_exports: Option<u32>,
+    http2_keepalive_interval: Option<u64>,
+    http2_keepalive_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
+    max_history_for_notes: Option<u32>,
 }
 
 /// What `serve` runs with, once flags, environment and the config file are merged.
@@ -106,6 +154,86 @@ struct Settings {
     metrics_listen: Option<SocketAddr>,
     /// The web origins allowed to call over gRPC-Web (CORS); empty: none.
     cors_origins: Vec<String>,
+    limits: doorstep_server::Limits,
+}
+
+/// The service's bounds from flags, environment (a flag or variable wins) and the config file, each
+/// refused when it is 0 (but the idle timeout, where 0 means none).
+fn limits(args: &LimitArgs, file: &ConfigFile) -> Result<doorstep_server::Limits> {
+    let defaults = doorstep_server::Limits::default();
+    let count = |name: &str, flag: Option<u32>, key: Option<u32>, default: usize| match flag.or(key)
+    {
+        None => Ok(default),
+        Some(0) => Err(anyhow!(
+            "invalid {name} 0 (at least 1; flag --{}, config key {name})",
+            name.replace('_', "-")
+        )),
+        Some(n) => Ok(n as usize),
+    };
+    let seconds =
+        |name: &str, flag: Option<u64>, key: Option<u64>, default: Duration| match flag.or(key) {
+            None => Ok(default),
+            Some(0) => Err(anyhow!(
+                "invalid {name} 0 (seconds, at least 1; flag --{}, config key {name})",
+                name.replace('_', "-")
+            )),
+            Some(n) => Ok(Duration::from_secs(n)),
+        };
+    Ok(doorstep_server::Limits {
+        max_streams_per_token: count(
+            "max_streams_per_token",
+            args.max_streams_per_token,
+            file.max_streams_per_token,
+            defaults.max_streams_per_token,
+        )?,
+        max_streams_per_connection: count(
+            "max_streams_per_connection",
+            args.max_streams_per_connection,
+            file.max_streams_per_connection,
+            defaults.max_streams_per_connection as usize,
+        )? as u32,
+        max_connections: count(
+            "max_connections",
+            args.max_connections,
+            file.max_connections,
+            defaults.max_connections,
+        )?,
+        max_exports_per_token: count(
+            "max_exports_per_token",
+            args.max_exports_per_token,
+            file.max_exports_per_token,
+            defaults.max_exports_per_token,
+        )?,
+        max_exports: count(
+            "max_exports",
+            args.max_exports,
+            file.max_exports,
+            defaults.max_exports,
+        )?,
+        http2_keepalive_interval: seconds(
+            "http2_keepalive_interval",
+            args.http2_keepalive_interval,
+            file.http2_keepalive_interval,
+            defaults.http2_keepalive_interval,
+        )?,
+        http2_keepalive_timeout: seconds(
+            "http2_keepalive_timeout",
+            args.http2_keepalive_timeout,
+            file.http2_keepalive_timeout,
+            defaults.http2_keepalive_timeout,
+        )?,
+        max_history_for_notes: count(
+            "max_history_for_notes",
+            args.max_history_for_notes,
+            file.max_history_for_notes,
+            defaults.max_history_for_notes as usize,
+        )? as i64,
+        idle_timeout: match args.idle_timeout.or(file.idle_timeout) {
+            None => defaults.idle_timeout,
+            Some(0) => None,
+            Some(n) => Some(Duration::from_secs(n)),
+        },
+    })
 }
 
 /// A `--cors-origin`: a scheme, a host and maybe a port, nothing else (what a browser sends in
@@ -148,6 +276,7 @@ fn settings(args: ServeArgs) -> Result<Settings> {
         }
         None => ConfigFile::default(),
     };
+    let limits = limits(&args.limits, &file)?;
     let listen = args
         .listen
         .or(file.listen)
@@ -204,6 +333,7 @@ fn settings(args: ServeArgs) -> Result<Settings> {
         .map(|origin| cors_origin(origin))
         .collect::<Result<Vec<_>>>()?;
     Ok(Settings {
+        limits,
         cors_origins,
         metrics_listen,
         tls,
@@ -276,7 +406,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         );
         Arc::new(LocalAllAccess)
     };
-    let running = doorstep_server::start_with(
+    let running = doorstep_server::start_limited(
         Arc::clone(&engine),
         auth,
         listener,
@@ -285,6 +415,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
             tls: settings.tls,
             cors_origins: settings.cors_origins,
         },
+        settings.limits,
     )
     .await
     .context("cannot start the server")?;
@@ -370,6 +501,32 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_come_from_flags_then_the_file_then_the_defaults() {
+        let file: ConfigFile = toml::from_str(
+            "max_streams_per_token = 8\nmax_connections = 100\nidle_timeout = 0\n\
+             http2_keepalive_interval = 30\n",
+        )
+        .unwrap();
+        let args = LimitArgs {
+            max_connections: Some(50),
+            ..LimitArgs::default()
+        };
+        let merged = limits(&args, &file).unwrap();
+        let defaults = doorstep_server::Limits::default();
+        assert_eq!(merged.max_streams_per_token, 8);
+        assert_eq!(merged.max_connections, 50, "the flag wins");
+        assert_eq!(merged.idle_timeout, None, "0: no idle limit");
+        assert_eq!(merged.http2_keepalive_interval, Duration::from_secs(30));
+        assert_eq!(merged.max_exports, defaults.max_exports);
+        let zero = LimitArgs {
+            max_exports: Some(0),
+            ..LimitArgs::default()
+        };
+        let e = limits(&zero, &ConfigFile::default()).unwrap_err();
+        assert!(e.to_string().contains("--max-exports"), "{e}");
+    }
 
     #[test]
     fn a_cors_origin_is_a_scheme_a_host_and_maybe_a_port() {

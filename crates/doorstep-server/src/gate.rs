@@ -48,6 +48,11 @@ impl Buckets {
     }
 
     fn take(&self, key: &str) -> bool {
+        self.take_n(key, 1.0)
+    }
+
+    /// Takes `n` calls' worth from the bucket, or nothing when it has fewer left.
+    fn take_n(&self, key: &str, n: f64) -> bool {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
@@ -62,8 +67,8 @@ impl Buckets {
         *left = (*left + now.duration_since(*at).as_secs_f64() * self.limit.per_second)
             .min(self.limit.burst);
         *at = now;
-        if *left >= 1.0 {
-            *left -= 1.0;
+        if *left >= n {
+            *left -= n;
             true
         } else {
             false
@@ -142,6 +147,46 @@ impl Gate {
         }
         authorize(&principal, rpc).map_err(to_status)?;
         Ok(principal)
+    }
+
+    /// Charges an expensive call beyond the one unit [`Gate::admit`] took: `cost` units in all (for
+    /// a report one per period step, for a list one per hundred rows). A cost above the burst could
+    /// never be paid, so it is refused INVALID_ARGUMENT naming `field`, the one to narrow, with
+    /// `narrow` saying how; a cost above what is left now is RESOURCE_EXHAUSTED. The local principal
+    /// of an unauthenticated loopback service is not limited.
+    pub fn charge(
+        &self,
+        principal: &Principal,
+        rpc: Rpc,
+        cost: u32,
+        field: &str,
+        narrow: &str,
+    ) -> Result<(), Status> {
+        let Some(token) = &principal.token else {
+            return Ok(());
+        };
+        let cost = f64::from(cost);
+        if cost > self.buckets.limit.burst {
+            return Err(to_status(Error::invalid(
+                field,
+                format!(
+                    "this {} would cost {cost} calls of the rate limit, more than a token may \
+                     spend at once ({}); {narrow}",
+                    rpc.name(),
+                    self.buckets.limit.burst
+                ),
+            )));
+        }
+        if cost > 1.0 && !self.buckets.take_n(&token.id, cost - 1.0) {
+            tracing::warn!(token = %token.id, rpc = %rpc.name(), cost, "rate limit exceeded");
+            return Err(to_status(Error::RateLimited(format!(
+                "this {} costs {cost} calls of the rate limit ({} calls a second); retry later, \
+                 or narrow {field}: {narrow}",
+                rpc.name(),
+                self.buckets.limit.per_second
+            ))));
+        }
+        Ok(())
     }
 
     /// The caller, from the bearer token the call carries (read only when the authenticator needs one).

@@ -9,6 +9,8 @@
 //!   metadata), the rate limit, the role × RPC table;
 //! - [`observe`]: the log line and the metrics of every call;
 //! - [`error`]: the one mapping of the engine's errors to gRPC statuses;
+//! - [`limits`] and [`connections`]: the bounds on streams per token, long exports, connections and
+//!   idle connections;
 //! - [`health`]: the health service: liveness (`""`) and readiness per service (draining, database);
 //! - [`web`]: CORS for the browsers' gRPC-Web calls (the service port answers gRPC-Web over HTTP/1.1
 //!   and HTTP/2 besides gRPC);
@@ -19,6 +21,7 @@
 //! `doorstep-engine`; this crate is the only one that speaks gRPC.
 
 pub mod admin_service;
+pub mod connections;
 pub mod console;
 pub mod convert;
 pub mod error;
@@ -26,6 +29,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod gate;
 pub mod health;
+pub mod limits;
 pub mod observe;
 pub mod report_service;
 pub mod ticket_service;
@@ -47,6 +51,7 @@ pub use doorstep_engine::{
     Action, Authenticator, Engine, Error as EngineError, LocalAllAccess, Principal,
 };
 pub use gate::{Gate, RateLimit};
+pub use limits::Limits;
 
 /// How the service runs beyond its engine, authenticator and listener.
 #[derive(Debug, Clone, Default)]
@@ -165,8 +170,9 @@ fn accepted(listener: TcpListener) -> TcpIncoming {
         .with_keepalive_retries(Some(retries))
 }
 
-/// Concurrent HTTP/2 streams (calls) one connection may have open; more wait for the client to close
-/// some. Watches are limited per token as well ([`ticket_service::MAX_WATCHES_PER_TOKEN`]).
+/// Concurrent HTTP/2 streams (calls) one connection may have open by default
+/// ([`Limits::max_streams_per_connection`]); more wait for the client to close some. Watches are
+/// limited per token as well ([`Limits::max_streams_per_token`]).
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
 /// Serves the engine on `listener` until shut down, with default [`Options`].
@@ -178,13 +184,25 @@ pub async fn start(
     start_with(engine, auth, listener, Options::default()).await
 }
 
-/// Serves the engine on `listener` until shut down.
+/// Serves the engine on `listener` until shut down, with default [`Limits`].
 pub async fn start_with(
     engine: Arc<Engine>,
     auth: Arc<dyn Authenticator>,
     listener: TcpListener,
     options: Options,
 ) -> std::io::Result<Running> {
+    start_limited(engine, auth, listener, options, Limits::default()).await
+}
+
+/// Serves the engine on `listener` until shut down, within `limits`.
+pub async fn start_limited(
+    engine: Arc<Engine>,
+    auth: Arc<dyn Authenticator>,
+    listener: TcpListener,
+    options: Options,
+    limits: Limits,
+) -> std::io::Result<Running> {
+    let streams = Arc::new(limits::Streams::new(limits.clone()));
     let gate = Arc::new(Gate::new(auth, options.rate_limit));
     let local_addr = listener.local_addr()?;
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -211,19 +229,27 @@ pub async fn start_with(
         Arc::clone(&engine),
         Arc::clone(&gate),
         shutdown_rx.clone(),
+        Arc::clone(&streams),
     ))
     .max_decoding_message_size(MAX_TICKET_REQUEST_BYTES);
     let reports = ReportServiceServer::new(report_service::Reports::new(
         Arc::clone(&engine),
         Arc::clone(&gate),
         shutdown_rx.clone(),
+        streams,
     ))
     .max_decoding_message_size(MAX_REQUEST_BYTES);
     let console = console::ConsoleLayer::new(Arc::clone(&gate));
     let admin = AdminServiceServer::new(admin_service::Admin::new(Arc::clone(&engine), gate))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let mut stop = shutdown_rx;
-    let incoming = accepted(listener);
+    let registry = Arc::new(connections::Registry::default());
+    let incoming = connections::admitted(
+        accepted(listener),
+        limits.max_connections,
+        limits.idle_timeout,
+        Arc::clone(&registry),
+    );
     let cors = web::CorsLayer::for_origins(&options.cors_origins)?;
     // gRPC-Web (HTTP/1.1 or HTTP/2) is translated to gRPC before the observe layer, so its calls are
     // logged, counted and gated exactly as gRPC calls; CORS answers preflights before that.
@@ -231,11 +257,17 @@ pub async fn start_with(
         tonic::transport::Server::builder()
             // hyper's own default (200) is otherwise replaced by "no limit": one connection could
             // open streams without end.
-            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION)),
+            .max_concurrent_streams(Some(limits.max_streams_per_connection))
+            // A peer that vanished without closing (a laptop lid, a NAT that forgot the flow) is
+            // found by an unanswered ping and its streams end.
+            .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
+            .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout)),
         options.tls.as_ref(),
     )?
     .accept_http1(true)
-    // Outermost: the console's pages are plain HTTP GETs, which gRPC-Web would refuse.
+    // Outermost: a connection with any request in flight, a console page included, is not idle.
+    .layer(connections::InFlightLayer::new(registry))
+    // The console's pages are plain HTTP GETs, which gRPC-Web would refuse.
     .layer(console)
     .layer(tower::util::option_layer(cors))
     .layer(tonic_web::GrpcWebLayer::new())

@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 use crate::convert;
 use crate::error::to_status;
 use crate::gate::Gate;
+use crate::limits::{LONG_EXPORT_EVENTS, Streams};
 use doorstep_engine::access::Rpc;
 use doorstep_engine::engine::Engine;
 use doorstep_engine::error::Error;
@@ -27,6 +28,8 @@ pub struct Reports {
     engine: Arc<Engine>,
     gate: Arc<Gate>,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Open streams per token (ExportEvents here, WatchEvents in the ticket service).
+    streams: Arc<Streams>,
 }
 
 impl Reports {
@@ -34,12 +37,28 @@ impl Reports {
         engine: Arc<Engine>,
         gate: Arc<Gate>,
         shutdown: tokio::sync::watch::Receiver<bool>,
+        streams: Arc<Streams>,
     ) -> Self {
         Reports {
             engine,
             gate,
             shutdown,
+            streams,
         }
+    }
+
+    /// What a report costs against the rate limit: one unit per period step (each step is its own
+    /// set of queries), one for any other grouping (one set of queries in all).
+    async fn report_cost(&self, req: &SlaReportRequest) -> Result<u32, Error> {
+        let ReportBy::Period(step) = req.by else {
+            return Ok(1);
+        };
+        if req.from >= req.to {
+            return Ok(1);
+        }
+        let tz = self.engine.policy(0).await?.time_zone;
+        let steps = doorstep_engine::report::period_steps(step, req.from, req.to, &tz)?.len();
+        Ok(u32::try_from(steps).unwrap_or(u32::MAX).max(1))
     }
 }
 
@@ -168,6 +187,14 @@ impl ReportService for Reports {
     ) -> Result<Response<w::SlaReport>, Status> {
         let principal = self.gate.admit(&request, Rpc::GetSlaReport).await?;
         let req = sla_request(request.get_ref()).map_err(to_status)?;
+        let cost = self.report_cost(&req).await.map_err(to_status)?;
+        self.gate.charge(
+            &principal,
+            Rpc::GetSlaReport,
+            cost,
+            "period",
+            "choose a longer period or a shorter window (from, to)",
+        )?;
         let report = self
             .engine
             .sla_report(&principal, &req)
@@ -208,6 +235,8 @@ impl ReportService for Reports {
                     .as_ref(),
             )
             .map_err(to_status)?;
+        let long = req.limit == 0 || i64::from(req.limit) > LONG_EXPORT_EVENTS;
+        let slot = self.streams.export(&principal, long)?;
         let caught_up = self.engine.last_seq().await.map_err(to_status)?;
         let mut left = match req.limit {
             0 => u64::MAX,
@@ -218,6 +247,8 @@ impl ReportService for Reports {
         let engine = Arc::clone(&self.engine);
         let mut shutdown = self.shutdown.clone();
         tokio::spawn(async move {
+            // Held while the export runs.
+            let _slot = slot;
             while left > 0 && cursor < caught_up {
                 let page = EXPORT_PAGE.min(u32::try_from(left).unwrap_or(EXPORT_PAGE));
                 let batch = tokio::select! {

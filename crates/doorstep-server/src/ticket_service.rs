@@ -1,9 +1,8 @@
 //! TicketService: intake, console reads, every lifecycle action, and the resumable event stream.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use doorstep_domain::ids::{MAX_CODE_LEN, optional_text};
@@ -18,6 +17,7 @@ use tonic::{Request, Response, Status};
 use crate::convert;
 use crate::error::to_status;
 use crate::gate::Gate;
+use crate::limits::Streams;
 use doorstep_engine::Rpc;
 use doorstep_engine::auth::Principal;
 use doorstep_engine::engine::{Action, Engine, ListRequest, Watch};
@@ -25,6 +25,8 @@ use doorstep_engine::error::Error;
 
 /// The most values a list filter takes (there are nine statuses and four levels).
 const MAX_FILTER_VALUES: usize = 16;
+/// Events in one page of a timeline (and in a timeline asked for without a page size).
+pub const MAX_TIMELINE_PAGE: usize = 1000;
 /// How many events a watch queues for its client before it waits for the client to read.
 const WATCH_BUFFER: usize = 64;
 
@@ -33,69 +35,27 @@ pub struct Tickets {
     engine: Arc<Engine>,
     gate: Arc<Gate>,
     shutdown: tokio::sync::watch::Receiver<bool>,
-    /// Open `WatchEvents` streams per token.
-    watches: Arc<Mutex<HashMap<String, usize>>>,
+    /// Open streams per token (WatchEvents here, ExportEvents in the report service).
+    streams: Arc<Streams>,
 }
 
-/// `WatchEvents` streams one token may hold open at once: a console needs a few, and one token
-/// opening thousands is refused rather than served. The local principal of a loopback service is
-/// its operator and not counted.
+/// `WatchEvents` and `ExportEvents` streams one token may hold open at once by default
+/// ([`crate::limits::Limits::max_streams_per_token`]): a console needs a few, and one token opening
+/// thousands is refused rather than served.
 pub const MAX_WATCHES_PER_TOKEN: usize = 64;
-
-/// One open stream counted against its token; given back when the stream is dropped.
-#[derive(Debug)]
-struct WatchSlot {
-    watches: Arc<Mutex<HashMap<String, usize>>>,
-    token: Option<String>,
-}
-
-impl WatchSlot {
-    /// A slot for `principal`'s token, or `None` when it holds [`MAX_WATCHES_PER_TOKEN`] already.
-    fn take(watches: &Arc<Mutex<HashMap<String, usize>>>, principal: &Principal) -> Option<Self> {
-        let Some(token) = principal.token.as_ref().map(|t| t.id.clone()) else {
-            return Some(WatchSlot {
-                watches: Arc::clone(watches),
-                token: None,
-            });
-        };
-        let mut open = watches.lock().unwrap_or_else(|e| e.into_inner());
-        let count = open.entry(token.clone()).or_insert(0);
-        if *count >= MAX_WATCHES_PER_TOKEN {
-            return None;
-        }
-        *count += 1;
-        Some(WatchSlot {
-            watches: Arc::clone(watches),
-            token: Some(token),
-        })
-    }
-}
-
-impl Drop for WatchSlot {
-    fn drop(&mut self) {
-        if let Some(token) = &self.token {
-            let mut open = self.watches.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(count) = open.get_mut(token) {
-                *count -= 1;
-                if *count == 0 {
-                    open.remove(token);
-                }
-            }
-        }
-    }
-}
 
 impl Tickets {
     pub fn new(
         engine: Arc<Engine>,
         gate: Arc<Gate>,
         shutdown: tokio::sync::watch::Receiver<bool>,
+        streams: Arc<Streams>,
     ) -> Self {
         Tickets {
             engine,
             gate,
             shutdown,
-            watches: Arc::default(),
+            streams,
         }
     }
 
@@ -231,17 +191,39 @@ impl TicketService for Tickets {
         request: Request<w::GetTimelineRequest>,
     ) -> Result<Response<w::Timeline>, Status> {
         let principal = self.gate.admit(&request, Rpc::GetTimeline).await?;
-        let id = convert::ticket_id("id", &request.get_ref().id).map_err(to_status)?;
+        let req = request.get_ref();
+        let id = convert::ticket_id("id", &req.id).map_err(to_status)?;
         crate::observe::note_ticket(id.as_str());
+        let page_size = match req.page_size {
+            0 => MAX_TIMELINE_PAGE,
+            n @ 1.. if n as usize <= MAX_TIMELINE_PAGE => n as usize,
+            n => {
+                return Err(to_status(Error::invalid(
+                    "page_size",
+                    format!("{n} must be between 1 and {MAX_TIMELINE_PAGE}"),
+                )));
+            }
+        };
+        let after = convert::parse_page_token(&req.page_token).map_err(to_status)?;
         let (ticket, history, explanations) = self
             .engine
             .timeline(&principal, &id)
             .await
             .map_err(to_status)?;
+        let mut events = history
+            .iter()
+            .filter(|e| after.is_none_or(|after| e.seq > after))
+            .take(page_size + 1)
+            .collect::<Vec<_>>();
+        let next = (events.len() > page_size).then(|| {
+            events.truncate(page_size);
+            events.last().map(|e| e.seq)
+        });
         Ok(Response::new(w::Timeline {
             ticket: Some(self.show_one(&principal, Rpc::GetTimeline, &ticket).await?),
-            events: history.iter().map(convert::event).collect(),
+            events: events.into_iter().map(convert::event).collect(),
             deadlines: explanations.iter().map(convert::explanation).collect(),
+            next_page_token: convert::page_token(next.flatten()),
         }))
     }
 
@@ -273,6 +255,15 @@ impl TicketService for Tickets {
                 )));
             }
         }
+        // A page is charged by its rows, a unit per hundred: each row is a ticket read, and an
+        // unmasked one an audit row written.
+        self.gate.charge(
+            &principal,
+            Rpc::ListTickets,
+            limit.div_ceil(100),
+            "page_size",
+            "ask for fewer rows a page",
+        )?;
         let query = TicketQuery {
             subtree: None,
             statuses: req
@@ -335,12 +326,7 @@ impl TicketService for Tickets {
         request: Request<w::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         let principal = self.gate.admit(&request, Rpc::WatchEvents).await?;
-        let slot = WatchSlot::take(&self.watches, &principal).ok_or_else(|| {
-            to_status(Error::RateLimited(format!(
-                "this token has {MAX_WATCHES_PER_TOKEN} WatchEvents streams open already; close one \
-                 (one stream per console serves a whole subtree)"
-            )))
-        })?;
+        let slot = self.streams.watch(&principal)?;
         let req = request.into_inner();
         if req.after_seq < 0 {
             return Err(to_status(Error::invalid(
@@ -724,11 +710,34 @@ impl TicketService for Tickets {
         &self,
         request: Request<w::TicketAction>,
     ) -> Result<Response<w::Ticket>, Status> {
-        self.simple(request, Rpc::AddNote, |r| {
-            Ok(Command::AddNote {
-                text: r.reason.clone(),
-            })
-        })
+        let principal = self.gate.admit(&request, Rpc::AddNote).await?;
+        let req = request.into_inner();
+        // The version the ticket is at, not the one the caller says it read (a note goes ahead on
+        // any version): every event made it one higher. A ticket the caller cannot read, or a
+        // malformed id, is left to the action, which answers as for every other action.
+        let read = match convert::ticket_id("id", &req.id) {
+            Ok(id) => self.engine.get_ticket(&principal, &id).await.ok(),
+            Err(_) => None,
+        };
+        let most = self.streams.limits().max_history_for_notes;
+        if let Some(ticket) = read
+            && ticket.version >= most
+        {
+            let id = &ticket.id;
+            return Err(to_status(Error::NotApplicable(format!(
+                "ticket {id} has {} events in its history, the most that still take notes \
+                 ({most}, max_history_for_notes); write in the resolution or open a follow-up \
+                 ticket",
+                ticket.version
+            ))));
+        }
+        self.act(
+            &principal,
+            Rpc::AddNote,
+            &req.id,
+            req.version,
+            Action::Command(Command::AddNote { text: req.reason }),
+        )
         .await
     }
 }
@@ -790,7 +799,7 @@ struct WatchStream {
     events: mpsc::Receiver<w::Event>,
     end: Option<oneshot::Receiver<Status>>,
     _open: crate::observe::WatchGauge,
-    _slot: WatchSlot,
+    _slot: crate::limits::StreamSlot,
 }
 
 impl Stream for WatchStream {
