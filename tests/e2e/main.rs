@@ -1,6 +1,7 @@
 //! End-to-end: the real server on 127.0.0.1:0, a real database (SQLite and a throwaway PostgreSQL
 //! cluster), the generated gRPC client over a real socket.
 
+mod dispatch_scope;
 mod grpc_web;
 mod harness;
 mod health;
@@ -10,6 +11,7 @@ mod report;
 mod security;
 mod stale_versions;
 mod status;
+mod tokened;
 mod watch;
 
 use std::collections::BTreeSet;

@@ -409,6 +409,7 @@ impl Engine {
         let ticket = self.ticket_for_action(principal, id).await?;
         if let Action::Command(command) = action {
             Self::check_acting_unit(principal, command, &ticket)?;
+            self.check_targets(principal, command)?;
         }
         let shared = self.shared();
         let district = &shared.district;

@@ -135,6 +135,48 @@ impl Engine {
         Ok(())
     }
 
+    /// The units a scoped principal hands a ticket to (dispatch, whistle) are units of its own
+    /// jurisdiction, or district departments (the units that exist to be called in, 吹哨报到): a street
+    /// office does not hand its residents' tickets, callers and all, to another street office's units
+    /// or to the district's own offices. A handling unit is not held to this (it calls in whoever
+    /// reaches the ticket); a district-wide principal reaches every unit.
+    pub(crate) fn check_targets(
+        &self,
+        principal: &Principal,
+        command: &Command,
+    ) -> Result<(), Error> {
+        let (Some(scope), Some(scope_path)) = (&principal.scope, &principal.scope_path) else {
+            return Ok(());
+        };
+        if principal.role == Role::Unit {
+            return Ok(());
+        }
+        let (field, targets) = match command {
+            Command::Dispatch { unit, .. } => ("lead_unit", std::slice::from_ref(unit)),
+            Command::Whistle { units, .. } => ("units", units.as_slice()),
+            _ => return Ok(()),
+        };
+        let district = self.district();
+        let tree = &district.jurisdiction;
+        for target in targets {
+            // An unknown unit is refused, naming the field, by the reach check that follows.
+            let Some(unit) = tree.unit(target) else {
+                continue;
+            };
+            let within = tree
+                .node_path(&unit.node)
+                .is_some_and(|path| path.starts_with(scope_path.as_str()));
+            if !within && !unit.department {
+                return Err(Error::Forbidden(format!(
+                    "{field}: unit {target} works in {}, outside {scope}, the jurisdiction of {}: \
+                     hand the ticket to a unit of {scope} or to a district department",
+                    unit.node, principal.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The events of a watch or export the principal may see: for a handling unit, only those of
     /// tickets it leads or co-handles now.
     pub async fn visible_events(
