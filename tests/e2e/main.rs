@@ -6,6 +6,7 @@ mod grpc_web;
 mod harness;
 mod health;
 mod intake;
+mod intake_owner;
 mod red_cards;
 mod report;
 mod security;
