@@ -198,17 +198,17 @@ impl Tokened {
         events
     }
 
-    /// The events `token`'s watch hands out from the start of the log up to `until_seq`, an event
-    /// the token sees (the watch follows live, so it is read up to one known to come), all of its
-    /// scope.
-    pub async fn watched(&self, token: &str, until_seq: i64) -> Vec<w::Event> {
+    /// The events `token`'s watch hands out after `after_seq` (at least 1: 0 asks for live events
+    /// only) up to `until_seq`, an event the token sees (the watch follows live, so it is read up to
+    /// one known to come), all of its scope.
+    pub async fn watched(&self, token: &str, after_seq: i64, until_seq: i64) -> Vec<w::Event> {
         use tokio_stream::StreamExt;
         let mut stream = self
             .tickets()
             .watch_events(req(
                 token,
                 w::WatchEventsRequest {
-                    after_seq: 0,
+                    after_seq,
                     ..Default::default()
                 },
             ))

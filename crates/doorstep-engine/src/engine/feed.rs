@@ -108,6 +108,16 @@ impl Feed {
         Some(ring.batches.range(first..).cloned().collect())
     }
 
+    /// Lets go of every batch held, so that watches read on from the store: after a node moved, the
+    /// paths the batches were read with are no longer where their tickets are. Not counted as dropped
+    /// (no watch is ended for it).
+    pub(crate) fn forget(&self) {
+        let mut ring = self.ring_mut();
+        ring.batches.clear();
+        ring.events = 0;
+        ring.start = ring.head;
+    }
+
     /// Whether the feed dropped a batch holding events after `position` to make room.
     fn dropped_past(&self, position: i64) -> bool {
         position < self.dropped.load(Ordering::Acquire)

@@ -61,7 +61,24 @@ macro_rules! store_impl {
                 conn: &mut $conn,
                 rows: $crate::common::district::DistrictRows,
             ) -> $crate::Result<$crate::ImportCounts> {
-                use $crate::common::sql;
+                use $crate::common::{district, sql};
+                let stored: Vec<(String, String)> = sqlx::query_as(district::STORED_PATHS)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let statements = match stringify!($dialect) {
+                    "sqlite" => district::move_paths_sqlite(),
+                    _ => district::MOVE_PATHS,
+                };
+                for (old, new) in district::moved(&stored, &rows) {
+                    for statement in statements {
+                        sqlx::query(statement)
+                            .bind(&old)
+                            .bind(&new)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    tracing::info!(from = %old, to = %new, "node moved: its tickets' paths follow it");
+                }
                 for n in &rows.nodes {
                     sqlx::query(sql::UPSERT_NODE)
                         .bind(&n.code)
