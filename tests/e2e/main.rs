@@ -7,6 +7,7 @@ mod harness;
 mod health;
 mod intake;
 mod intake_owner;
+mod masking;
 mod node_moves;
 mod red_cards;
 mod report;

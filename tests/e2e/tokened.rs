@@ -24,7 +24,6 @@ use crate::harness::{Backend, LIXIA};
 pub struct Tokened {
     running: Option<Running>,
     channel: Channel,
-    pub engine: Arc<Engine>,
     pub database: TestDatabase,
 }
 
@@ -79,7 +78,6 @@ impl Tokened {
         Some(Tokened {
             running: Some(running),
             channel,
-            engine,
             database,
         })
     }
@@ -202,9 +200,13 @@ impl Tokened {
     /// only) up to `until_seq`, an event the token sees (the watch follows live, so it is read up to
     /// one known to come), all of its scope.
     pub async fn watched(&self, token: &str, after_seq: i64, until_seq: i64) -> Vec<w::Event> {
-        use tokio_stream::StreamExt;
-        let mut stream = self
-            .tickets()
+        let mut stream = self.watch(token, after_seq).await;
+        read_until(&mut stream, until_seq).await
+    }
+
+    /// A watch of all of `token`'s scope after `after_seq` (0: live events only).
+    pub async fn watch(&self, token: &str, after_seq: i64) -> tonic::Streaming<w::Event> {
+        self.tickets()
             .watch_events(req(
                 token,
                 w::WatchEventsRequest {
@@ -214,19 +216,24 @@ impl Tokened {
             ))
             .await
             .unwrap_or_else(|e| panic!("watching: {e:?}"))
-            .into_inner();
-        let mut events = Vec::new();
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-        while events.last().is_none_or(|e: &w::Event| e.seq < until_seq) {
-            let event = tokio::time::timeout_at(deadline, stream.next())
-                .await
-                .unwrap_or_else(|_| panic!("the watch reaches seq {until_seq} within a minute"))
-                .expect("the watch goes on")
-                .expect("a watched event");
-            events.push(event);
-        }
-        events
+            .into_inner()
     }
+}
+
+/// A watch's events up to `until_seq`, one the watch's token sees.
+pub async fn read_until(stream: &mut tonic::Streaming<w::Event>, until_seq: i64) -> Vec<w::Event> {
+    use tokio_stream::StreamExt;
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while events.last().is_none_or(|e: &w::Event| e.seq < until_seq) {
+        let event = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("the watch reaches seq {until_seq} within a minute"))
+            .expect("the watch goes on")
+            .expect("a watched event");
+        events.push(event);
+    }
+    events
 }
 
 pub fn req<T>(token: &str, message: T) -> Request<T> {

@@ -363,7 +363,7 @@ impl Engine {
         id: &TicketId,
     ) -> Result<(Ticket, Vec<StoredEvent>, Vec<Explanation>), Error> {
         let ticket = self.get_ticket(principal, id).await?;
-        let history = self.store.history(id).await?;
+        let history = Self::redact_history(principal, &ticket, self.store.history(id).await?);
         let explanations = explain(&ticket);
         Ok((ticket, history, explanations))
     }
