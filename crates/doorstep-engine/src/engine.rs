@@ -409,7 +409,6 @@ impl Engine {
         let ticket = self.ticket_for_action(principal, id).await?;
         if let Action::Command(command) = action {
             Self::check_acting_unit(principal, command, &ticket)?;
-            self.check_targets(principal, command)?;
         }
         let shared = self.shared();
         let district = &shared.district;
@@ -430,6 +429,10 @@ impl Engine {
             }
             Action::Command(command) => self.with_context(command, &ticket, district, &policy)?,
         };
+        if let Action::Command(asked) = action {
+            // After the reach check: a unit that cannot reach the ticket at all is named as such.
+            self.check_targets(principal, asked)?;
+        }
         if version != ticket.version {
             self.check_recorded_since(&ticket, version, &command)
                 .await?;
