@@ -25,6 +25,11 @@ pub(crate) const MOVE_PATHS: [&str; 6] = [
     "UPDATE report_breached SET node_path = $2 WHERE node_path = $1",
 ];
 
+/// Taken before paths move (PostgreSQL): the report projector holds it while it reads events and
+/// writes their rows, so it never writes a row with a path read before the move after it.
+pub(crate) const LOCK_PROJECTOR: &str =
+    "SELECT projected FROM report_state WHERE id = 1 FOR UPDATE";
+
 /// SQLite has one writer and no row locks.
 pub(crate) fn move_paths_sqlite() -> [&'static str; 6] {
     let mut statements = MOVE_PATHS;

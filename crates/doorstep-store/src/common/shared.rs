@@ -65,11 +65,19 @@ macro_rules! store_impl {
                 let stored: Vec<(String, String)> = sqlx::query_as(district::STORED_PATHS)
                     .fetch_all(&mut *conn)
                     .await?;
-                let statements = match stringify!($dialect) {
-                    "sqlite" => district::move_paths_sqlite(),
-                    _ => district::MOVE_PATHS,
+                let sqlite = stringify!($dialect) == "sqlite";
+                let statements = if sqlite {
+                    district::move_paths_sqlite()
+                } else {
+                    district::MOVE_PATHS
                 };
-                for (old, new) in district::moved(&stored, &rows) {
+                let moved = district::moved(&stored, &rows);
+                if !moved.is_empty() && !sqlite {
+                    sqlx::query(district::LOCK_PROJECTOR)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                for (old, new) in moved {
                     for statement in statements {
                         sqlx::query(statement)
                             .bind(&old)
