@@ -1,17 +1,22 @@
 //! End-to-end: the real server on 127.0.0.1:0, a real database (SQLite and a throwaway PostgreSQL
 //! cluster), the generated gRPC client over a real socket.
 
+mod dispatch_scope;
 mod grpc_web;
 mod harness;
 mod health;
 mod intake;
+mod intake_owner;
 mod limits;
+mod masking;
+mod node_moves;
 mod red_cards;
 mod report;
 mod rpcs;
 mod security;
 mod stale_versions;
 mod status;
+mod tokened;
 mod watch;
 
 use std::collections::BTreeSet;

@@ -36,7 +36,8 @@ enum TokenCommand {
         #[arg(long)]
         unit: Option<String>,
         /// The principal's name, recorded as the actor of what it does [default: ROLE@SCOPE, or the
-        /// unit's code].
+        /// unit's code; for intake intake@SCOPE#ID]. An intake token owns the tickets filed under its
+        /// name, so its name is its own: one another token holds is refused.
         #[arg(long)]
         name: Option<String>,
         /// Lifetime, e.g. 30d, 12h, 90m, 2w [default: no expiry].

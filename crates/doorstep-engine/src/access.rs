@@ -331,6 +331,102 @@ pub fn mask_phone(phone: &str) -> String {
     }
 }
 
+/// The fewest digits a run of digits needs to be masked in free text: a landline without its area
+/// code has 7 or 8; shorter runs (house numbers, counts, days) are left as they are.
+pub const MASKED_DIGITS: usize = 7;
+
+/// Free text (content, notes, resolutions, callback comments, reasons) as a principal that sees the
+/// caller masked reads it: every occurrence of the caller's name as given (two characters or more)
+/// masked as [`mask_name`] masks it, and every run of [`MASKED_DIGITS`] digits or more (ASCII or
+/// full-width, a leading `+`, single spaces or hyphens between digits, and a trailing `X` of an
+/// identity card number) masked as [`mask_phone`] masks a phone: mobile numbers, landlines with or
+/// without area code, identity card and bank card numbers. Not caught: other people's names, the
+/// caller's name in another form (a surname with 女士 or 先生), numbers written out in words or split
+/// by other characters.
+pub fn mask_text(text: &str, caller_name: &str) -> String {
+    let name = caller_name.trim();
+    let named = if name.chars().count() >= 2 && text.contains(name) {
+        std::borrow::Cow::Owned(text.replace(name, &mask_name(name)))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
+    mask_digit_runs(&named)
+}
+
+fn digit(c: char) -> Option<char> {
+    match c {
+        '0'..='9' => Some(c),
+        // Full-width digits, as Chinese input methods type them.
+        '０'..='９' => char::from_u32(u32::from(c) - u32::from('０') + u32::from('0')),
+        _ => None,
+    }
+}
+
+/// Runs of digits long enough to be a phone or identity number, masked.
+fn mask_digit_runs(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let starts = digit(chars[i]).is_some()
+            || (matches!(chars[i], '+' | '＋')
+                && chars.get(i + 1).and_then(|c| digit(*c)).is_some());
+        if !starts {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        // The run: digits, with single separators between them.
+        let mut digits = String::new();
+        let mut end = i;
+        let mut j = if digit(chars[i]).is_some() { i } else { i + 1 };
+        while j < chars.len() {
+            if let Some(d) = digit(chars[j]) {
+                digits.push(d);
+                j += 1;
+                end = j;
+            } else if matches!(chars[j], ' ' | '-' | '－')
+                && chars.get(j + 1).and_then(|c| digit(*c)).is_some()
+            {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        if digits.len() == 17 && matches!(chars.get(end), Some('X' | 'x')) {
+            digits.push('X');
+            end += 1;
+        }
+        if digits.len() >= MASKED_DIGITS {
+            out.push_str(&mask_number(&digits));
+        } else {
+            out.extend(&chars[i..end]);
+        }
+        i = end;
+    }
+    out
+}
+
+/// [`mask_phone`]'s rule on digits already picked out (an identity number's `X` counts as one).
+fn mask_number(digits: &str) -> String {
+    let chars: Vec<char> = digits.chars().collect();
+    let n = chars.len();
+    if n >= 11 {
+        format!(
+            "{}{}{}",
+            chars[..3].iter().collect::<String>(),
+            "*".repeat(n - 7),
+            chars[n - 4..].iter().collect::<String>()
+        )
+    } else {
+        format!(
+            "{}{}",
+            "*".repeat(n - 2),
+            chars[n - 2..].iter().collect::<String>()
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,6 +479,28 @@ mod tests {
         assert_eq!(mask_phone("12345"), "***45");
         assert_eq!(mask_phone("12"), "**");
         assert_eq!(mask_phone(""), "");
+    }
+
+    #[test]
+    fn free_text_masks_the_callers_name_and_long_numbers() {
+        assert_eq!(
+            mask_text("张女士说请打13812345678或0531-86012345联系", "张女士"),
+            "张**说请打138****5678或053*****2345联系"
+        );
+        assert_eq!(mask_text("电话 138 1234 5678", ""), "电话 138****5678");
+        assert_eq!(mask_text("+86 13812345678", ""), "861******5678");
+        assert_eq!(mask_text("固话86012345", ""), "固话******45");
+        assert_eq!(mask_text("１３８１２３４５６７８", ""), "138****5678");
+        assert_eq!(
+            mask_text("身份证370102199001011234或37010219900101123X", ""),
+            "身份证370***********1234或370***********123X"
+        );
+        // Short numbers, other names and a one-character name stay.
+        assert_eq!(
+            mask_text("3号楼2单元501室，李某某也反映过", "张"),
+            "3号楼2单元501室，李某某也反映过"
+        );
+        assert_eq!(mask_text("", "张女士"), "");
     }
 
     #[test]

@@ -363,7 +363,7 @@ impl Engine {
         id: &TicketId,
     ) -> Result<(Ticket, Vec<StoredEvent>, Vec<Explanation>), Error> {
         let ticket = self.get_ticket(principal, id).await?;
-        let history = self.store.history(id).await?;
+        let history = Self::redact_history(principal, &ticket, self.store.history(id).await?);
         let explanations = explain(&ticket);
         Ok((ticket, history, explanations))
     }
@@ -429,6 +429,10 @@ impl Engine {
             }
             Action::Command(command) => self.with_context(command, &ticket, district, &policy)?,
         };
+        if let Action::Command(asked) = action {
+            // After the reach check: a unit that cannot reach the ticket at all is named as such.
+            self.check_targets(principal, asked)?;
+        }
         if version != ticket.version {
             self.check_recorded_since(&ticket, version, &command)
                 .await?;

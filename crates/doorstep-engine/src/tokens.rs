@@ -26,7 +26,8 @@ fn random_hex(bytes: usize) -> Result<String, Error> {
 /// What `doorstep token create` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRequest {
-    /// The principal's name (the actor on its events); `None` = `ROLE@SCOPE` (or the unit).
+    /// The principal's name (the actor on its events); `None` = `ROLE@SCOPE` (or the unit; for intake
+    /// `intake@SCOPE#ID`, as an intake token's name must be its own).
     pub name: Option<String>,
     pub role: Role,
     pub scope: Option<NodeCode>,
@@ -92,10 +93,14 @@ pub async fn issue(
     {
         return Err(Error::invalid("expires", "is in the past"));
     }
+    let id = format!("tok_{}", random_hex(6)?);
     let name = match request.name {
         Some(name) => doorstep_domain::ids::required_text("name", &name, 100)?,
         None => match &request.unit {
             Some(unit) => unit.to_string(),
+            // Intake owns what it files under its name: a default shared by every intake token of a
+            // scope would let each read the others' callers.
+            None if request.role == Role::Intake => format!("{}@{scope}#{id}", request.role),
             None => format!("{}@{scope}", request.role),
         },
     };
@@ -107,9 +112,10 @@ pub async fn issue(
             format!("{name:?} is reserved for the service itself; choose another name"),
         ));
     }
+    check_name_is_own(store, request.role, &name).await?;
     let secret = format!("{PREFIX}{}", random_hex(32)?);
     let record = TokenRecord {
-        id: format!("tok_{}", random_hex(6)?),
+        id,
         name,
         hash: hash(&secret),
         role: request.role.as_str().to_owned(),
@@ -122,6 +128,25 @@ pub async fn issue(
     store.create_token(&record).await?;
     tracing::info!(token = %record.id, role = %record.role, scope = %record.scope, "token issued");
     Ok(Issued { secret, record })
+}
+
+/// Intake reads back (unmasked) the tickets filed under its principal name, so an intake token's name
+/// must be its own: no other token may hold it, and no token may take an intake token's name. (The
+/// store's unique index on intake tokens' names settles two intake tokens issued at once.)
+async fn check_name_is_own(store: &dyn Store, role: Role, name: &str) -> Result<(), Error> {
+    let holder = store
+        .list_tokens()
+        .await?
+        .into_iter()
+        .find(|t| t.name == name && (role == Role::Intake || t.role == Role::Intake.as_str()));
+    match holder {
+        None => Ok(()),
+        Some(holder) => Err(Error::AlreadyExists(format!(
+            "name: {name:?} is the name of token {} ({}); an intake token owns the tickets filed \
+             under its name, so its name is its own: choose another --name (or leave it out)",
+            holder.id, holder.role
+        ))),
+    }
 }
 
 #[cfg(test)]

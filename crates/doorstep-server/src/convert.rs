@@ -211,7 +211,8 @@ pub fn intake(req: w::CreateTicketRequest) -> Result<(d::Intake, Option<d::Level
     Ok((intake, opt_level("level_hint", req.level_hint)?))
 }
 
-/// A ticket with its caller as `view` allows (see `doorstep_engine::access::caller_view`).
+/// A ticket with its caller as `view` allows (see `doorstep_engine::access::caller_view`); its content
+/// and address as the engine redacted them for that view (`Engine::redacted`).
 pub fn ticket(t: &d::Ticket, now: DateTime<Utc>, view: CallerView) -> w::Ticket {
     let caller = &t.intake.caller;
     let (name, phone) = match view {
@@ -280,7 +281,8 @@ pub fn ticket(t: &d::Ticket, now: DateTime<Utc>, view: CallerView) -> w::Ticket 
     }
 }
 
-/// An event as consoles and exports see it.
+/// An event as consoles and exports see it (its free text already as the engine redacted it for the
+/// principal).
 pub fn event(e: &StoredEvent) -> w::Event {
     let mut out = w::Event {
         seq: e.seq,

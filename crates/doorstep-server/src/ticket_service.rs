@@ -59,8 +59,8 @@ impl Tickets {
         }
     }
 
-    /// Tickets as the principal may see them (callers masked or hidden by role; unmasked reads
-    /// audited).
+    /// Tickets as the principal may see them (callers masked or hidden by role, with the free text and
+    /// address that may name them; unmasked reads audited).
     async fn show(
         &self,
         principal: &Principal,
@@ -76,7 +76,7 @@ impl Tickets {
         Ok(tickets
             .iter()
             .zip(views)
-            .map(|(t, view)| convert::ticket(t, now, view))
+            .map(|(t, view)| convert::ticket(&self.engine.redacted(t, view), now, view))
             .collect())
     }
 

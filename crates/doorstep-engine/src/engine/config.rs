@@ -108,6 +108,10 @@ impl Engine {
             }
             *held = Arc::new(next);
         }
+        if reloaded.district {
+            // A node may have moved, and its tickets' events with it.
+            self.feed.forget();
+        }
         if reloaded.calendar || reloaded.district || reloaded.policy.is_some() {
             // Anything armed from now on may be due sooner: let the scheduler look again.
             self.timers_changed.notify_one();

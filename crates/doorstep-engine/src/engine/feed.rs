@@ -108,6 +108,16 @@ impl Feed {
         Some(ring.batches.range(first..).cloned().collect())
     }
 
+    /// Lets go of every batch held, so that watches read on from the store: after a node moved, the
+    /// paths the batches were read with are no longer where their tickets are. Not counted as dropped
+    /// (no watch is ended for it).
+    pub(crate) fn forget(&self) {
+        let mut ring = self.ring_mut();
+        ring.batches.clear();
+        ring.events = 0;
+        ring.start = ring.head;
+    }
+
     /// Whether the feed dropped a batch holding events after `position` to make room.
     fn dropped_past(&self, position: i64) -> bool {
         position < self.dropped.load(Ordering::Acquire)
@@ -320,20 +330,29 @@ impl Watch {
                 Role::Unit => Some(self.handled(batch, from).await?),
                 _ => None,
             };
-            out.extend(select(
+            let selected = select(
                 &batch.events,
                 from,
                 self.subtree.as_deref(),
                 handled.as_ref(),
-            ));
+            );
+            if crate::reach::sees_every_caller(&self.principal) || selected.is_empty() {
+                out.extend(selected);
+            } else {
+                let tickets = self.tickets(batch).await?;
+                out.extend(crate::reach::redact_shared(
+                    &self.principal,
+                    tickets,
+                    selected,
+                ));
+            }
         }
         Ok(out)
     }
 
-    /// For a handling unit: which of the batch's tickets in the subtree it may see now (it leads or
-    /// co-handles them), the rule [`Engine::visible_events`] applies, on tickets read once per batch.
-    async fn handled(&self, batch: &Batch, from: i64) -> Result<HashMap<TicketId, bool>, Error> {
-        let tickets = batch
+    /// The batch's tickets as they are now, read once for every watch that needs them.
+    async fn tickets<'b>(&self, batch: &'b Batch) -> Result<&'b HashMap<TicketId, Ticket>, Error> {
+        batch
             .tickets
             .get_or_try_init(|| async {
                 let mut ids: Vec<TicketId> = batch
@@ -346,7 +365,13 @@ impl Watch {
                 let tickets = self.engine.store().get_tickets(&ids).await?;
                 Ok::<_, Error>(tickets.into_iter().map(|t| (t.id.clone(), t)).collect())
             })
-            .await?;
+            .await
+    }
+
+    /// For a handling unit: which of the batch's tickets in the subtree it may see now (it leads or
+    /// co-handles them), the rule [`Engine::visible_events`] applies, on tickets read once per batch.
+    async fn handled(&self, batch: &Batch, from: i64) -> Result<HashMap<TicketId, bool>, Error> {
+        let tickets = self.tickets(batch).await?;
         let mut seen = HashMap::new();
         for (path, event) in &batch.events {
             if event.seq <= from

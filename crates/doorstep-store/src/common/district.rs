@@ -8,6 +8,50 @@ use doorstep_domain::{
 use crate::common::codec::parse_name;
 use crate::{ImportCounts, Result, StoreError};
 
+/// The node paths stored now, to find the nodes an import moves.
+pub(crate) const STORED_PATHS: &str = "SELECT code, node_path FROM nodes";
+
+/// What follows a node that moved (`$1` its old path, `$2` its new one), in this order, in the import's
+/// transaction: every read that selects tickets or events by subtree (lists, watches, exports, reports)
+/// then agrees with the tree. A path ends with its node's own code, so `$1` is that node's alone.
+/// The tickets are locked in id order, as commits lock them.
+pub(crate) const MOVE_PATHS: [&str; 6] = [
+    "UPDATE tickets SET node_path = $2 WHERE id IN \
+        (SELECT id FROM tickets WHERE node_path = $1 ORDER BY id FOR UPDATE)",
+    "UPDATE events SET node_path = $2 WHERE node_path = $1",
+    "UPDATE report_facts SET node_path = $2 WHERE node_path = $1",
+    "UPDATE report_marks SET node_path = $2 WHERE node_path = $1",
+    "UPDATE report_overdue SET node_path = $2 WHERE node_path = $1",
+    "UPDATE report_breached SET node_path = $2 WHERE node_path = $1",
+];
+
+/// Taken before paths move (PostgreSQL): the report projector holds it while it reads events and
+/// writes their rows, so it never writes a row with a path read before the move after it.
+pub(crate) const LOCK_PROJECTOR: &str =
+    "SELECT projected FROM report_state WHERE id = 1 FOR UPDATE";
+
+/// SQLite has one writer and no row locks.
+pub(crate) fn move_paths_sqlite() -> [&'static str; 6] {
+    let mut statements = MOVE_PATHS;
+    statements[0] = "UPDATE tickets SET node_path = $2 WHERE node_path = $1";
+    statements
+}
+
+/// The nodes whose stored path differs from the one `rows` give them: (old path, new path).
+pub(crate) fn moved(stored: &[(String, String)], rows: &DistrictRows) -> Vec<(String, String)> {
+    let stored: std::collections::HashMap<&str, &str> = stored
+        .iter()
+        .map(|(code, path)| (code.as_str(), path.as_str()))
+        .collect();
+    rows.nodes
+        .iter()
+        .filter_map(|n| {
+            let old = *stored.get(n.code.as_str())?;
+            (old != n.node_path).then(|| (old.to_owned(), n.node_path.clone()))
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct NodeRow {
     pub(crate) code: String,

@@ -61,7 +61,32 @@ macro_rules! store_impl {
                 conn: &mut $conn,
                 rows: $crate::common::district::DistrictRows,
             ) -> $crate::Result<$crate::ImportCounts> {
-                use $crate::common::sql;
+                use $crate::common::{district, sql};
+                let stored: Vec<(String, String)> = sqlx::query_as(district::STORED_PATHS)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let sqlite = stringify!($dialect) == "sqlite";
+                let statements = if sqlite {
+                    district::move_paths_sqlite()
+                } else {
+                    district::MOVE_PATHS
+                };
+                let moved = district::moved(&stored, &rows);
+                if !moved.is_empty() && !sqlite {
+                    sqlx::query(district::LOCK_PROJECTOR)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                for (old, new) in moved {
+                    for statement in statements {
+                        sqlx::query(statement)
+                            .bind(&old)
+                            .bind(&new)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    tracing::info!(from = %old, to = %new, "node moved: its tickets' paths follow it");
+                }
                 for n in &rows.nodes {
                     sqlx::query(sql::UPSERT_NODE)
                         .bind(&n.code)
