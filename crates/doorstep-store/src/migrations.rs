@@ -59,6 +59,11 @@ const SQLITE: &[Embedded] = &[
         "look-up by the source system's own number",
         include_str!("../../../migrations/sqlite/0009_external_ref_lookup.sql"),
     ),
+    (
+        10,
+        "notification deliveries",
+        include_str!("../../../migrations/sqlite/0010_deliveries.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -106,6 +111,11 @@ const POSTGRES: &[Embedded] = &[
         9,
         "look-up by the source system's own number",
         include_str!("../../../migrations/postgres/0009_external_ref_lookup.sql"),
+    ),
+    (
+        10,
+        "notification deliveries",
+        include_str!("../../../migrations/postgres/0010_deliveries.sql"),
     ),
 ];
 
