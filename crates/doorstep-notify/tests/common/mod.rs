@@ -21,7 +21,7 @@ pub struct Received {
     pub signature: String,
     pub content_type: String,
     pub body: Vec<u8>,
-    /// The status answered.
+    /// The status answered; 0 while held open.
     pub answered: u16,
 }
 
@@ -132,7 +132,19 @@ async fn answer(
     );
     let body = req.into_body().collect().await.unwrap().to_bytes().to_vec();
     if *state.hang.lock().unwrap() {
+        // Seen, never answered (`answered` 0).
+        state.got.lock().unwrap().push(Received {
+            method,
+            path,
+            delivery,
+            signature,
+            content_type,
+            body,
+            answered: 0,
+        });
+        state.arrived.notify_waiters();
         std::future::pending::<()>().await;
+        unreachable!();
     }
     let status = state.answers.lock().unwrap().pop_front().unwrap_or(200);
     state.got.lock().unwrap().push(Received {
