@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use doorstep_domain::{Change, Level, Ticket, TicketId};
+use doorstep_domain::{Ticket, TicketId};
 use doorstep_engine::Engine;
 use doorstep_store::{Delivery, NewDelivery, Settlement, Store, StoreError, StoredEvent};
 use sha2::Digest as _;
@@ -27,6 +27,9 @@ use tokio::sync::{Notify, Semaphore, watch};
 use crate::http::{self, Request};
 use crate::render;
 use crate::rules::Rules;
+
+/// Ticket histories read at once while recording.
+const HISTORIES_AT_ONCE: usize = 16;
 
 /// Attempts by outcome (`done`, `retry`, `failed`) and rule.
 pub const ATTEMPTS: &str = "doorstep_notify_attempts_total";
@@ -161,15 +164,7 @@ impl Notifier {
             .collect();
         let mut new = Vec::new();
         if !candidates.is_empty() {
-            let mut ids: Vec<TicketId> = candidates.iter().map(|e| e.ticket_id.clone()).collect();
-            ids.sort();
-            ids.dedup();
-            let tickets: HashMap<TicketId, Ticket> = store
-                .get_tickets(&ids)
-                .await?
-                .into_iter()
-                .map(|t| (t.id.clone(), t))
-                .collect();
+            let tickets = self.tickets_at(&candidates).await?;
             let district = inner.engine.district();
             let tz = match inner.engine.policy(0).await {
                 Ok(policy) => policy.time_zone,
@@ -177,11 +172,11 @@ impl Notifier {
             };
             let expires_at = now + chrono(inner.config.give_up);
             for e in candidates {
-                let Some(ticket) = tickets.get(&e.ticket_id) else {
+                let Some(ticket) = tickets.get(&e.seq) else {
                     continue;
                 };
                 let kind = e.event.change.kind();
-                let level = event_level(&e.event.change, ticket);
+                let level = ticket.level;
                 let delivery = |id: String, rule: &str, channel: &str, body: String| NewDelivery {
                     id,
                     rule: rule.to_owned(),
@@ -220,6 +215,52 @@ impl Notifier {
             tracing::debug!(deliveries = recorded, upto, "notifications recorded");
         }
         Ok(events.len())
+    }
+
+    /// Each event's ticket just after it (its history replayed up to the event): what the body
+    /// shows and what the rule's `levels` and recipients judge by, the same whenever and by whichever
+    /// process it is recorded. Keyed by seq.
+    async fn tickets_at(
+        &self,
+        events: &[&StoredEvent],
+    ) -> Result<HashMap<i64, Ticket>, StoreError> {
+        let mut wanted: HashMap<&TicketId, Vec<i64>> = HashMap::new();
+        for e in events {
+            wanted.entry(&e.ticket_id).or_default().push(e.seq);
+        }
+        let ids: Vec<TicketId> = wanted.keys().map(|id| (*id).clone()).collect();
+        let mut out = HashMap::with_capacity(events.len());
+        // A few histories read at once.
+        for chunk in ids.chunks(HISTORIES_AT_ONCE) {
+            let mut reads = tokio::task::JoinSet::new();
+            for id in chunk {
+                let (store, id) = (Arc::clone(&self.inner.store), id.clone());
+                reads.spawn(async move { store.history(&id).await });
+            }
+            while let Some(read) = reads.join_next().await {
+                let history = read.map_err(|e| StoreError::Database(e.to_string()))??;
+                let Some((first, rest)) = history.split_first() else {
+                    continue;
+                };
+                let Ok(mut ticket) = Ticket::from_created(&first.event) else {
+                    continue;
+                };
+                let seqs = &wanted[&first.ticket_id];
+                if seqs.contains(&first.seq) {
+                    out.insert(first.seq, ticket.clone());
+                }
+                for e in rest {
+                    if e.seq > *seqs.iter().max().unwrap_or(&0) {
+                        break;
+                    }
+                    ticket.apply(&e.event);
+                    if seqs.contains(&e.seq) {
+                        out.insert(e.seq, ticket.clone());
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Claims the deliveries due now (as many as there are free attempt slots) and starts an
@@ -470,13 +511,5 @@ impl Inner {
         let draw = u16::from_be_bytes([digest[0], digest[1]]);
         let jitter = 0.5 + f64::from(draw) / f64::from(u16::MAX) / 2.0;
         base.mul_f64(jitter)
-    }
-}
-
-/// The level a rule's `levels` judges an event by: the level it climbed to, or the ticket's.
-fn event_level(change: &Change, ticket: &Ticket) -> Level {
-    match change {
-        Change::Escalated { to, .. } | Change::Reclassified { to, .. } => *to,
-        _ => ticket.level,
     }
 }
