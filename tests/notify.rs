@@ -61,6 +61,10 @@ struct Sla {
 
 impl Sla {
     fn start(name: &str, dir: &Path, url: &str, config: &Path) -> Sla {
+        Sla::start_with(name, dir, url, config, &[])
+    }
+
+    fn start_with(name: &str, dir: &Path, url: &str, config: &Path, extra: &[&str]) -> Sla {
         let log = dir.join(format!("{name}.log"));
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -70,17 +74,36 @@ impl Sla {
         let child = Command::new(BIN)
             .args(["sla", "--database-url", url, "--config"])
             .arg(config)
+            .args(extra)
             .env_remove("DOORSTEP_DATABASE_URL")
             .env_remove("DOORSTEP_CONFIG")
             .env("DOORSTEP_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::from(file))
             .kill_on_drop(true)
             .spawn()
             .unwrap();
         Sla { child, log }
+    }
+
+    /// The address `--metrics-listen 127.0.0.1:0` bound (its first stdout line).
+    async fn metrics_addr(&mut self) -> String {
+        use tokio::io::AsyncBufReadExt as _;
+        let stdout = self.child.stdout.take().expect("a piped stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("a first line")
+            .unwrap()
+            .unwrap_or_default();
+        // Keep reading so the child never writes to a closed pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        line.trim()
+            .strip_prefix("metrics on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned()
     }
 
     fn log(&self) -> String {
@@ -334,4 +357,152 @@ async fn two_schedulers_on_one_postgresql_deliver_each_notification_once() {
         log_a.contains("notifier started") && log_b.contains("notifier started"),
         "{log_a}\n{log_b}"
     );
+}
+
+/// `GET /metrics` over a raw socket; the body.
+async fn scrape(addr: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+fn sample(body: &str, name: &str) -> Option<f64> {
+    body.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn operators_list_and_retry_deliveries_and_read_the_gauges() {
+    use doorstep_store::Settlement;
+    let db = TestDb::sqlite("notify-operator").await.unwrap();
+    let dir = TempDir::new("doorstep-notify-operator").unwrap();
+    let url = db.url.as_str();
+    let engine = world(url).await;
+    let receiver = Receiver::start().await;
+    receiver.answer_next(100_000, 500);
+    let cfg = config(dir.path(), &receiver.url, "");
+    let mut sla = Sla::start_with(
+        "sla-metrics",
+        dir.path(),
+        url,
+        &cfg,
+        &["--metrics-listen", "127.0.0.1:0"],
+    );
+    let metrics = sla.metrics_addr().await;
+    file(&engine, "OP-1").await;
+    assert!(
+        !receiver.wait_for(1, WAIT).await.is_empty(),
+        "{}",
+        sla.log()
+    );
+    // The gauges are sampled every 5 s.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let body = loop {
+        let body = scrape(&metrics).await;
+        if sample(&body, "doorstep_notify_pending").is_some_and(|n| n >= 1.0) {
+            break body;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(sample(&body, "doorstep_notify_failed"), Some(0.0), "{body}");
+    assert!(
+        sample(&body, "doorstep_notify_lag_seconds").is_some(),
+        "{body}"
+    );
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("doorstep_notify_attempts_total{")
+                && l.contains("outcome=\"retry\"")
+                && l.contains("rule=\"street-ops\"")),
+        "{body}"
+    );
+    let log = sla.terminate().await;
+    assert!(
+        !log.contains("13912345678") && !log.contains("张三丰"),
+        "{log}"
+    );
+
+    let (ok, listed, stderr) = cli(&["notify", "list", "--database-url", url]).await;
+    assert!(ok, "{stderr}");
+    let mut lines = listed.lines();
+    assert_eq!(
+        lines.next(),
+        Some("id\tstatus\trule\tkind\tticket\tattempts\tat\tlast_error")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split('\t').collect()).collect();
+    assert!(!rows.is_empty(), "{listed}");
+    assert!(
+        rows.iter()
+            .all(|r| r[1] == "pending" && r[2] == "street-ops"),
+        "{listed}"
+    );
+    // The first of the ticket was tried (and answered 500); the later ones wait for it.
+    assert!(rows.iter().any(|r| r[7] == "HTTP 500"), "{listed}");
+    let (_, none, _) = cli(&["notify", "list", "--failed", "--database-url", url]).await;
+    assert_eq!(none.lines().count(), 1, "{none}");
+    let (_, other, _) = cli(&[
+        "notify",
+        "list",
+        "--webhook",
+        "other",
+        "--database-url",
+        url,
+    ])
+    .await;
+    assert_eq!(other.lines().count(), 1, "{other}");
+
+    // Set one aside as a day of failures would.
+    let store = doorstep_store::connect(url, &doorstep_store::testing::test_options())
+        .await
+        .unwrap();
+    let later = chrono::Utc::now() + chrono::Duration::days(2);
+    let claimed = store
+        .claim_deliveries(later, 1, "test", later + chrono::Duration::minutes(1))
+        .await
+        .unwrap();
+    let id = claimed[0].id.clone();
+    assert!(
+        store
+            .settle_delivery(
+                &id,
+                "test",
+                &Settlement::Failed {
+                    at: later,
+                    error: "HTTP 500".into()
+                }
+            )
+            .await
+            .unwrap()
+    );
+    store.close().await.unwrap();
+    let (_, failed, _) = cli(&["notify", "list", "--failed", "--database-url", url]).await;
+    assert!(
+        failed
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with(&format!("{id}\tfailed\t"))),
+        "{failed}"
+    );
+    let (ok, said, stderr) = cli(&["notify", "retry", &id, "--database-url", url]).await;
+    assert!(ok, "{stderr}");
+    assert!(
+        said.contains(&format!("delivery {id} is due again")),
+        "{said}"
+    );
+    let (_, failed, _) = cli(&["notify", "list", "--failed", "--database-url", url]).await;
+    assert_eq!(failed.lines().count(), 1, "{failed}");
+    let (ok, _, stderr) = cli(&["notify", "retry", "nope", "--database-url", url]).await;
+    assert!(!ok);
+    assert!(stderr.contains("no delivery nope"), "{stderr}");
 }
