@@ -103,19 +103,21 @@ async fn receiver() -> (String, Arrivals) {
             };
             let got = Arc::clone(&got);
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let got = Arc::clone(&got);
-                    async move {
-                        let body = req.into_body().collect().await?.to_bytes();
-                        let at = Instant::now();
-                        let seq = serde_json::from_slice::<serde_json::Value>(&body)
-                            .ok()
-                            .and_then(|v| v["event"]["seq"].as_i64())
-                            .unwrap_or(0);
-                        got.lock().unwrap().push((at, seq));
-                        Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::new())))
-                    }
-                });
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let got = Arc::clone(&got);
+                        async move {
+                            let body = req.into_body().collect().await?.to_bytes();
+                            let at = Instant::now();
+                            let seq = serde_json::from_slice::<serde_json::Value>(&body)
+                                .ok()
+                                .and_then(|v| v["event"]["seq"].as_i64())
+                                .unwrap_or(0);
+                            got.lock().unwrap().push((at, seq));
+                            Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::new())))
+                        }
+                    },
+                );
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
@@ -284,7 +286,9 @@ async fn main() {
     println!(
         "first delivery {:.2} s after the burst began; last delivery {:.2} s after the last commit",
         (first_arrival - began).as_secs_f64(),
-        last_arrival.saturating_duration_since(last_commit).as_secs_f64()
+        last_arrival
+            .saturating_duration_since(last_commit)
+            .as_secs_f64()
     );
     println!(
         "trailing (arrival − commit published), p50 / p99 / max: {:.2} / {:.2} / {:.2} s",

@@ -246,11 +246,12 @@ impl Notifier {
                     continue;
                 };
                 let seqs = &wanted[&first.ticket_id];
+                let last = seqs.iter().copied().max().unwrap_or(0);
                 if seqs.contains(&first.seq) {
                     out.insert(first.seq, ticket.clone());
                 }
                 for e in rest {
-                    if e.seq > *seqs.iter().max().unwrap_or(&0) {
+                    if e.seq > last {
                         break;
                     }
                     ticket.apply(&e.event);

@@ -152,7 +152,8 @@ pub trait Deliveries: Send + Sync {
     /// Records an attempt's outcome, if the delivery is still pending and leased to `owner`; `true`
     /// when recorded.
     async fn settle_delivery(&self, id: &str, owner: &str, outcome: &Settlement) -> Result<bool>;
-    /// The earliest instant a pending delivery can be claimed (its due instant, or its lease's end).
+    /// The earliest instant a pending delivery can be claimed (its due instant, or its lease's end),
+    /// leaving out those held back by an earlier pending delivery of their rule and ticket.
     async fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>>;
     async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>>;
     /// Makes a failed (or pending) delivery due at `now` again, set aside past `expires_at`;
@@ -252,9 +253,11 @@ pub(crate) const CLAIM_POSTGRES: &str = concat!(
 pub(crate) const SETTLE: &str = "UPDATE deliveries SET status = $3, attempts = attempts + 1, \
     next_at = $4, last_error = $5, done_at = $6, lease_owner = NULL, lease_until = NULL \
     WHERE id = $1 AND lease_owner = $2 AND status = 'pending'";
-pub(crate) const NEXT_DUE: &str = "SELECT MIN(CASE WHEN lease_until IS NOT NULL \
-    AND lease_until > next_at THEN lease_until ELSE next_at END) FROM deliveries \
-    WHERE status = 'pending'";
+/// Skips deliveries held back by an earlier pending one of their rule and ticket.
+pub(crate) const NEXT_DUE: &str = "SELECT MIN(CASE WHEN d.lease_until IS NOT NULL \
+    AND d.lease_until > d.next_at THEN d.lease_until ELSE d.next_at END) FROM deliveries d \
+    WHERE d.status = 'pending' AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.rule = d.rule \
+    AND e.ticket_id = d.ticket_id AND e.seq < d.seq AND e.status = 'pending')";
 pub(crate) const LIST: &str = "SELECT id, rule, channel, ticket_id, seq, kind, body, status, \
     attempts, created_at, next_at, expires_at, last_error, done_at FROM deliveries \
     WHERE ($1 = 0 OR status = 'failed') AND (CAST($2 AS TEXT) IS NULL OR rule = $2) \
