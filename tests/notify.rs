@@ -65,6 +65,18 @@ impl Sla {
     }
 
     fn start_with(name: &str, dir: &Path, url: &str, config: &Path, extra: &[&str]) -> Sla {
+        let mut args = vec![
+            "sla",
+            "--database-url",
+            url,
+            "--config",
+            config.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        Sla::spawn(name, dir, &args)
+    }
+
+    fn spawn(name: &str, dir: &Path, args: &[&str]) -> Sla {
         let log = dir.join(format!("{name}.log"));
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -72,9 +84,7 @@ impl Sla {
             .open(&log)
             .unwrap();
         let child = Command::new(BIN)
-            .args(["sla", "--database-url", url, "--config"])
-            .arg(config)
-            .args(extra)
+            .args(args)
             .env_remove("DOORSTEP_DATABASE_URL")
             .env_remove("DOORSTEP_CONFIG")
             .env("DOORSTEP_LOG", "info")
@@ -505,4 +515,41 @@ async fn operators_list_and_retry_deliveries_and_read_the_gauges() {
     let (ok, _, stderr) = cli(&["notify", "retry", "nope", "--database-url", url]).await;
     assert!(!ok);
     assert!(stderr.contains("no delivery nope"), "{stderr}");
+}
+
+#[tokio::test]
+async fn serve_runs_the_notifier_beside_its_scheduler() {
+    let db = TestDb::sqlite("notify-serve").await.unwrap();
+    let dir = TempDir::new("doorstep-notify-serve").unwrap();
+    let url = db.url.as_str();
+    let engine = world(url).await;
+    let receiver = Receiver::start().await;
+    let cfg = config(dir.path(), &receiver.url, "");
+    let serve = Sla::spawn(
+        "serve",
+        dir.path(),
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            url,
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+    );
+    file(&engine, "SERVE-1").await;
+    let got = receiver.wait_for(2, WAIT).await;
+    assert!(got.len() >= 2, "{got:?}\n{}", serve.log());
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["event"]["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds[..2], ["BREACHED", "ESCALATED"], "in event order");
+    let log = serve.terminate().await;
+    assert!(log.contains("notifier started"), "{log}");
+    assert!(
+        log.contains("notifier stopped"),
+        "drained at shutdown: {log}"
+    );
 }
