@@ -127,3 +127,63 @@ where
     connection.abort();
     status
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(url: &str) -> Request {
+        Request {
+            method: http::Method::POST,
+            uri: url.parse().unwrap(),
+            headers: vec![],
+            body: Bytes::from_static(b"{}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_attempt_that_gets_no_answer_is_a_failure_naming_no_more_than_host_and_port() {
+        let tls = tls_config();
+        // Nothing listens there.
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let err = send(
+            request(&format!("http://127.0.0.1:{port}/x?phone=13912345678")),
+            &tls,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.0.starts_with("cannot connect to 127.0.0.1:"), "{err}");
+        assert!(!err.0.contains("13912345678"), "{err}");
+
+        // A listener that accepts and never answers: the timeout.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = silent.accept().await {
+                open.push(stream);
+            }
+        });
+        let err = send(
+            request(&format!("http://{addr}/x")),
+            &tls,
+            Duration::from_millis(300),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.0.contains("no answer within"), "{err}");
+        // https to a plain socket: the TLS handshake fails (or times out), never a panic.
+        let err = send(
+            request(&format!("https://{addr}/x")),
+            &tls,
+            Duration::from_millis(300),
+        )
+        .await
+        .unwrap_err();
+        assert!(!err.0.is_empty());
+        held.abort();
+    }
+}

@@ -616,4 +616,50 @@ mod tests {
             assert!(err.reason.contains(reason), "{err}");
         }
     }
+
+    #[test]
+    fn an_sms_rule_needs_a_recipient_phone_and_a_text_for_each_event() {
+        let sms = |body: &str, extra: &str| {
+            format!(
+                "[[notify.sms]]\nname = \"s\"\nurl = \"http://127.0.0.1:1/send\"\n\
+                 body = '{body}'\nevents = [\"BREACHED\"]\n{extra}"
+            )
+        };
+        let ok = parse(&sms(
+            "{\"to\":\"{phone}\",\"text\":\"{text}\"}",
+            "[notify.sms.recipients]\nROUTINE = [\"assigned community worker\"]\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.sms[0].recipients[&Level::Routine],
+            vec!["assigned community worker".to_owned()]
+        );
+        for (text, key, reason) in [
+            (
+                sms("{text}", "[notify.sms.recipients]\nROUTINE = [\"x\"]\n"),
+                "notify.sms[1].body",
+                "{phone}",
+            ),
+            (
+                sms("{phone}", ""),
+                "notify.sms[1].recipients",
+                "is required",
+            ),
+            (
+                sms("{phone}", "[notify.sms.recipients]\nURGENT = [\"x\"]\n"),
+                "notify.sms[1].recipients.URGENT",
+                "unknown level",
+            ),
+            (
+                sms("{phone}", "[notify.sms.recipients]\nROUTINE = [\"x\"]\n")
+                    .replace("BREACHED", "URGED"),
+                "notify.sms[1].templates.URGED",
+                "no built-in text",
+            ),
+        ] {
+            let err = parse(&text).unwrap_err();
+            assert_eq!(err.key, key, "{text}");
+            assert!(err.reason.contains(reason), "{err}");
+        }
+    }
 }
