@@ -6,7 +6,8 @@
 //! cargo run --release -p doorstep-notify --example notify_bench -- --backend postgres
 //! ```
 //!
-//! Options: `--breaching N` (default 10,000).
+//! Options: `--breaching N` (default 10,000), `--concurrency N` (attempts in flight; default the
+//! notifier's, 32).
 //!
 //! What it does, on a fresh database (SQLite with the server's defaults; a throwaway PostgreSQL
 //! cluster with fsync on):
@@ -139,12 +140,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn main() {
     let mut backend = "sqlite".to_owned();
     let mut breaching = 10_000usize;
+    let mut concurrency = NotifierConfig::default().concurrency;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--backend" => backend = value,
             "--breaching" => breaching = value.parse().expect("--breaching N"),
+            "--concurrency" => concurrency = value.parse().expect("--concurrency N"),
             other => panic!("unknown option {other}"),
         }
     }
@@ -164,7 +167,9 @@ async fn main() {
         ..ConnectOptions::default()
     };
     let store = connect(&url, &options).await.unwrap();
-    println!("backend {backend}: {breaching} tickets breaching at once");
+    println!(
+        "backend {backend}: {breaching} tickets breaching at once, {concurrency} attempts in flight"
+    );
 
     // 1. The tickets, a day behind, signed for, warned.
     let base = chrono::Utc::now() - chrono::Duration::hours(24) - chrono::Duration::seconds(1);
@@ -205,7 +210,10 @@ async fn main() {
         Arc::clone(&live),
         Arc::clone(&store),
         rules,
-        NotifierConfig::default(),
+        NotifierConfig {
+            concurrency,
+            ..NotifierConfig::default()
+        },
     )
     .unwrap();
     // The cursor past registration and warnings: only the burst is measured.

@@ -22,7 +22,7 @@ use doorstep_domain::{Ticket, TicketId};
 use doorstep_engine::Engine;
 use doorstep_store::{Delivery, NewDelivery, Settlement, Store, StoreError, StoredEvent};
 use sha2::Digest as _;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::http::{self, Request};
 use crate::render;
@@ -98,8 +98,41 @@ struct Inner {
     config: NotifierConfig,
     tls: Arc<rustls::ClientConfig>,
     in_flight: Arc<Semaphore>,
-    /// An attempt settled: a delivery it held back may be due.
-    settled: Notify,
+    /// Attempts' outcomes, to the settler, which records them a transaction per batch.
+    outcomes: mpsc::UnboundedSender<Settled>,
+    /// A batch of attempts settled: a delivery they held back may be due.
+    settled: Arc<Notify>,
+}
+
+/// An attempt's outcome on its way to the database; its slot is free once recorded.
+#[derive(Debug)]
+struct Settled {
+    id: String,
+    outcome: Settlement,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// Records outcomes as they come, many per transaction (one write instead of one per attempt when
+/// a burst is being delivered), then frees their slots and wakes the notifier.
+async fn settle(
+    store: Arc<dyn Store>,
+    owner: String,
+    mut outcomes: mpsc::UnboundedReceiver<Settled>,
+    settled: Arc<Notify>,
+) {
+    let mut batch = Vec::new();
+    while outcomes.recv_many(&mut batch, 500).await > 0 {
+        let rows: Vec<(String, Settlement)> = batch
+            .iter()
+            .map(|s| (s.id.clone(), s.outcome.clone()))
+            .collect();
+        if let Err(e) = store.settle_deliveries(&owner, &rows).await {
+            // Their leases run out and they are attempted again.
+            tracing::warn!(error = %e, attempts = rows.len(), "cannot record notification attempts");
+        }
+        batch.clear();
+        settled.notify_one();
+    }
 }
 
 fn chrono(d: Duration) -> chrono::Duration {
@@ -116,6 +149,14 @@ impl Notifier {
     ) -> Result<Notifier, crate::RuleError> {
         rules.check_nodes(&engine.district())?;
         let concurrency = config.concurrency.max(1);
+        let (outcomes, queue) = mpsc::unbounded_channel();
+        let settled = Arc::new(Notify::new());
+        tokio::spawn(settle(
+            Arc::clone(&store),
+            config.owner.clone(),
+            queue,
+            Arc::clone(&settled),
+        ));
         Ok(Notifier {
             inner: Arc::new(Inner {
                 engine,
@@ -124,7 +165,8 @@ impl Notifier {
                 config,
                 tls: http::tls_config(),
                 in_flight: Arc::new(Semaphore::new(concurrency)),
-                settled: Notify::new(),
+                outcomes,
+                settled,
             }),
         })
     }
@@ -289,16 +331,12 @@ impl Notifier {
                 break;
             };
             let inner = Arc::clone(inner);
-            tokio::spawn(async move {
-                inner.attempt(delivery).await;
-                drop(permit);
-                inner.settled.notify_one();
-            });
+            tokio::spawn(async move { inner.attempt(delivery, permit).await });
         }
         Ok(n)
     }
 
-    /// Waits until every attempt started has settled.
+    /// Waits until every attempt started has settled (its outcome recorded).
     pub async fn idle(&self) {
         let n = u32::try_from(self.inner.config.concurrency.max(1)).unwrap_or(u32::MAX);
         let _ = self.inner.in_flight.acquire_many(n).await;
@@ -331,16 +369,15 @@ impl Notifier {
             if *shutdown.borrow() {
                 break;
             }
-            loop {
-                match self.record().await {
-                    Ok(n) if n >= inner.config.record_step as usize => {}
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot record notifications");
-                        break;
-                    }
+            // One step at a time, delivering between steps: a burst's first notifications go
+            // out while the rest are still being recorded.
+            let recorded = match self.record().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot record notifications");
+                    0
                 }
-            }
+            };
             let claimed = match self.deliver().await {
                 Ok(n) => n,
                 Err(e) => {
@@ -354,7 +391,9 @@ impl Notifier {
                     tracing::debug!(error = %e, "cannot sample notification gauges");
                 }
             }
-            if claimed > 0 && inner.in_flight.available_permits() > 0 {
+            if recorded >= inner.config.record_step as usize
+                || (claimed > 0 && inner.in_flight.available_permits() > 0)
+            {
                 continue;
             }
             let wait = match inner.store.next_delivery_due().await {
@@ -377,8 +416,8 @@ impl Notifier {
 }
 
 impl Inner {
-    /// One attempt at `d`, settled.
-    async fn attempt(&self, d: Delivery) {
+    /// One attempt at `d`, handed to the settler with its slot.
+    async fn attempt(&self, d: Delivery, slot: OwnedSemaphorePermit) {
         let answer = match self.request(&d) {
             Ok(request) => http::send(request, &self.tls, self.config.timeout)
                 .await
@@ -421,14 +460,11 @@ impl Inner {
                 "notification not delivered: given up (doorstep notify retry ID tries again)"
             ),
         }
-        if let Err(e) = self
-            .store
-            .settle_delivery(&d.id, &self.config.owner, &outcome)
-            .await
-        {
-            // The lease runs out and the delivery is attempted again.
-            tracing::warn!(delivery = %d.id, error = %e, "cannot record a notification attempt");
-        }
+        let _ = self.outcomes.send(Settled {
+            id: d.id,
+            outcome,
+            _slot: slot,
+        });
     }
 
     /// The request of one attempt.

@@ -152,6 +152,13 @@ pub trait Deliveries: Send + Sync {
     /// Records an attempt's outcome, if the delivery is still pending and leased to `owner`; `true`
     /// when recorded.
     async fn settle_delivery(&self, id: &str, owner: &str, outcome: &Settlement) -> Result<bool>;
+    /// [`settle_delivery`](Deliveries::settle_delivery) for many, in one transaction; how many
+    /// were recorded.
+    async fn settle_deliveries(
+        &self,
+        owner: &str,
+        outcomes: &[(String, Settlement)],
+    ) -> Result<u64>;
     /// The earliest instant a pending delivery can be claimed (its due instant, or its lease's end),
     /// leaving out those held back by an earlier pending delivery of their rule and ticket.
     async fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>>;
@@ -218,6 +225,23 @@ pub(crate) fn delivery(row: DeliveryRow) -> Result<Delivery> {
         last_error,
         done_at: done_at.map(from_millis).transpose()?,
     })
+}
+
+/// An outcome as `SETTLE`'s status, next attempt, last error and end.
+pub(crate) fn settle_row(outcome: &Settlement) -> (&'static str, i64, Option<String>, Option<i64>) {
+    use crate::common::codec::millis;
+    match outcome {
+        Settlement::Done { at } => ("done", millis(*at), None, Some(millis(*at))),
+        Settlement::Retry { next_at, error } => {
+            ("pending", millis(*next_at), Some(error.clone()), None)
+        }
+        Settlement::Failed { at, error } => (
+            "failed",
+            millis(*at),
+            Some(error.clone()),
+            Some(millis(*at)),
+        ),
+    }
 }
 
 pub(crate) const CURSOR: &str = "SELECT recorded FROM delivery_state WHERE id = 1";
@@ -360,20 +384,7 @@ macro_rules! deliveries_impl {
                 owner: &str,
                 outcome: &$crate::Settlement,
             ) -> $crate::Result<bool> {
-                use $crate::Settlement;
-                use $crate::common::codec::millis;
-                let (status, next_at, error, done_at) = match outcome {
-                    Settlement::Done { at } => ("done", millis(*at), None, Some(millis(*at))),
-                    Settlement::Retry { next_at, error } => {
-                        ("pending", millis(*next_at), Some(error.clone()), None)
-                    }
-                    Settlement::Failed { at, error } => (
-                        "failed",
-                        millis(*at),
-                        Some(error.clone()),
-                        Some(millis(*at)),
-                    ),
-                };
+                let (status, next_at, error, done_at) = $crate::deliveries::settle_row(outcome);
                 let (id, owner) = (id.to_owned(), owner.to_owned());
                 self.write(move |conn| {
                     Box::pin(async move {
@@ -387,6 +398,37 @@ macro_rules! deliveries_impl {
                             .execute(&mut *conn)
                             .await?;
                         Ok(done.rows_affected() > 0)
+                    })
+                })
+                .await
+            }
+
+            async fn settle_deliveries(
+                &self,
+                owner: &str,
+                outcomes: &[(String, $crate::Settlement)],
+            ) -> $crate::Result<u64> {
+                let owner = owner.to_owned();
+                let rows: Vec<_> = outcomes
+                    .iter()
+                    .map(|(id, outcome)| (id.clone(), $crate::deliveries::settle_row(outcome)))
+                    .collect();
+                self.write(move |conn| {
+                    Box::pin(async move {
+                        let mut settled = 0;
+                        for (id, (status, next_at, error, done_at)) in &rows {
+                            settled += sqlx::query($crate::deliveries::SETTLE)
+                                .bind(id)
+                                .bind(&owner)
+                                .bind(*status)
+                                .bind(*next_at)
+                                .bind(error.as_deref())
+                                .bind(*done_at)
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected();
+                        }
+                        Ok(settled)
                     })
                 })
                 .await
