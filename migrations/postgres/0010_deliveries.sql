@@ -27,7 +27,7 @@ CREATE TABLE deliveries (
     last_error  TEXT,
     done_at     BIGINT
 );
-CREATE INDEX deliveries_due ON deliveries (status, next_at);
+CREATE INDEX deliveries_due ON deliveries (status, next_at, seq);
 -- Per rule and ticket, deliveries go in event order: a claim skips one while an earlier is pending.
 CREATE INDEX deliveries_order ON deliveries (rule, ticket_id, seq);
 

@@ -355,6 +355,18 @@ impl Notifier {
         Ok(())
     }
 
+    /// How long until the next delivery falls due, at most the poll.
+    async fn until_next_due(&self) -> Duration {
+        let inner = &self.inner;
+        match inner.store.next_delivery_due().await {
+            Ok(Some(due)) if due > inner.engine.now() => (due - inner.engine.now())
+                .to_std()
+                .unwrap_or_default()
+                .min(inner.config.poll),
+            _ => inner.config.poll,
+        }
+    }
+
     /// Records and delivers until `shutdown`, then lets the attempts in flight finish.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let inner = Arc::clone(&self.inner);
@@ -396,12 +408,11 @@ impl Notifier {
             {
                 continue;
             }
-            let wait = match inner.store.next_delivery_due().await {
-                Ok(Some(due)) if due > inner.engine.now() => (due - inner.engine.now())
-                    .to_std()
-                    .unwrap_or_default()
-                    .min(inner.config.poll),
-                _ => inner.config.poll,
+            let wait = if inner.in_flight.available_permits() == 0 {
+                // Every slot busy: a settled batch wakes the loop.
+                inner.config.poll
+            } else {
+                self.until_next_due().await
             };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
