@@ -95,6 +95,27 @@ fn describe() {
         engine::CALENDAR_FALLBACK,
         "deadlines reckoned on the Monday-Friday fallback (a year without a calendar notice)"
     );
+    describe_counter!(
+        doorstep_notify::ATTEMPTS,
+        "notification attempts by rule and outcome (done, retry, failed)"
+    );
+    describe_gauge!(
+        doorstep_notify::PENDING,
+        "notification deliveries not done yet"
+    );
+    describe_gauge!(
+        doorstep_notify::FAILED,
+        "notification deliveries set aside as failed (doorstep notify retry ID)"
+    );
+    describe_gauge!(
+        doorstep_notify::LAG,
+        Unit::Seconds,
+        "age of the oldest pending notification delivery (0: none)"
+    );
+    describe_gauge!(
+        doorstep_notify::EVENTS_BEHIND,
+        "committed events the notifier has not considered yet"
+    );
 }
 
 async fn upkeep(handle: PrometheusHandle, mut shutdown: watch::Receiver<bool>) {

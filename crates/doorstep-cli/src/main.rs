@@ -12,6 +12,7 @@
 //! - `doorstep retime --policy-version N [--node NODE]`: open tickets re-timed under a newer policy, on
 //!   purpose (see `retime`);
 //! - `doorstep sla --database-url URL`: the SLA scheduler alone (see `serve::run_sla`);
+//! - `doorstep notify list|retry`: notification deliveries on the database (see `notify`);
 //! - `doorstep backup FILE`: a copy of the SQLite database taken while it is in use (see `backup`).
 //!
 //! The commands reach the database through [`connect`] (the store alone: `token`, `audit`) or
@@ -22,6 +23,7 @@
 mod audit;
 mod backup;
 mod exporter;
+mod notify;
 mod report;
 mod retime;
 mod serve;
@@ -70,7 +72,14 @@ enum Command {
         /// Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT) [default: off].
         #[arg(long, env = "DOORSTEP_METRICS_LISTEN", value_name = "ADDR")]
         metrics_listen: Option<String>,
+        /// The config file `serve` reads: its `[[notify.*]]` rules (the notifier runs beside the
+        /// scheduler) and `database_url` (the flag wins).
+        #[arg(long, env = "DOORSTEP_CONFIG", value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
     },
+    /// Notification deliveries: list them, try a failed one again.
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
     /// Re-times open tickets under a newer policy, on purpose (a policy change otherwise applies to
     /// new tickets only).
     Retime(retime::RetimeArgs),
@@ -177,8 +186,8 @@ fn run(cli: Cli) -> Result<()> {
             database_url,
             traces,
             metrics_listen,
+            config,
         } => {
-            let url = database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL);
             let metrics = metrics_listen
                 .as_deref()
                 .map(serve::metrics_address)
@@ -186,7 +195,7 @@ fn run(cli: Cli) -> Result<()> {
             block_on_observed(
                 &traces,
                 telemetry::FileKeys::default(),
-                serve::run_sla(url, metrics),
+                serve::run_sla(database_url, config, metrics),
             )
         }
         Command::Retime(args) => {
@@ -206,6 +215,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::District(command) => block_on(setup::district(command)),
         Command::Policy(command) => block_on(setup::policy(command)),
         Command::Audit(args) => block_on(audit::run(args)),
+        Command::Notify(command) => block_on(notify::run(command)),
         Command::Report(command) => block_on(report::run(command)),
         Command::Backup(args) => block_on(backup::run(args)),
         Command::Calendar(CalendarCommand::Put(args)) => {

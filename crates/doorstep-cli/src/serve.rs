@@ -137,6 +137,8 @@ struct ConfigFile {
     http2_keepalive_timeout: Option<u64>,
     idle_timeout: Option<u64>,
     max_history_for_notes: Option<u32>,
+    /// `[[notify.webhook]]` and `[[notify.sms]]` rules (see `notify`).
+    notify: Option<toml::Value>,
 }
 
 /// What `serve` runs with, once flags, environment and the config file are merged.
@@ -155,6 +157,8 @@ struct Settings {
     /// The web origins allowed to call over gRPC-Web (CORS); empty: none.
     cors_origins: Vec<String>,
     limits: doorstep_server::Limits,
+    /// Notification rules; the notifier runs beside the scheduler.
+    notify: doorstep_notify::Rules,
 }
 
 /// The service's bounds from flags, environment (a flag or variable wins) and the config file, each
@@ -277,6 +281,10 @@ fn settings(args: ServeArgs) -> Result<Settings> {
         None => ConfigFile::default(),
     };
     let limits = limits(&args.limits, &file)?;
+    let notify = match &args.config {
+        Some(path) => crate::notify::rules(file.notify.as_ref(), path)?,
+        None => doorstep_notify::Rules::default(),
+    };
     let listen = args
         .listen
         .or(file.listen)
@@ -334,6 +342,7 @@ fn settings(args: ServeArgs) -> Result<Settings> {
         .collect::<Result<Vec<_>>>()?;
     Ok(Settings {
         limits,
+        notify,
         cors_origins,
         metrics_listen,
         tls,
@@ -374,7 +383,7 @@ pub(crate) fn telemetry_keys(args: &ServeArgs) -> Result<crate::telemetry::FileK
 
 pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let settings = settings(args)?;
-    let engine = crate::open_engine(&settings.database_url).await?;
+    let (engine, store) = crate::notify::open(&settings.database_url).await?;
     if settings.demo {
         let counts = engine
             .import_district(DEMO_DISTRICT)
@@ -393,6 +402,16 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
              (doorstep district import FILE, or serve --demo for the example district)"
         );
     }
+    if !settings.sla && !settings.notify.is_empty() {
+        tracing::warn!(
+            "notification rules ignored: with --no-sla the notifier runs beside `doorstep sla`"
+        );
+    }
+    let notifier = if settings.sla {
+        crate::notify::prepare(&engine, &store, settings.notify)?
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -432,6 +451,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         let stop = running.shutdown_signal();
         tokio::spawn(async move { scheduler.run(stop).await })
     });
+    let notifier = notifier.map(|n| tokio::spawn(n.run(running.shutdown_signal())));
     // Listening for signals before saying so: a SIGTERM sent at once is not lost to the default
     // handler (which would end the process without draining).
     let signalled = shutdown_signal();
@@ -442,12 +462,27 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     if let Some(scheduler) = scheduler {
         let _ = scheduler.await;
     }
+    if let Some(notifier) = notifier {
+        let _ = notifier.await;
+    }
     crate::close_databases().await
 }
 
 /// `doorstep sla`: the scheduler alone, beside service replicas that run with `--no-sla`.
-pub(crate) async fn run_sla(database_url: &str, metrics: Option<SocketAddr>) -> Result<()> {
-    let engine = crate::open_engine(database_url).await?;
+pub(crate) async fn run_sla(
+    database_url: Option<String>,
+    config: Option<PathBuf>,
+    metrics: Option<SocketAddr>,
+) -> Result<()> {
+    let (rules, file_url) = match &config {
+        Some(path) => crate::notify::sla_config(path)?,
+        None => (doorstep_notify::Rules::default(), None),
+    };
+    let database_url = database_url
+        .or(file_url)
+        .unwrap_or_else(|| crate::DEFAULT_DATABASE_URL.to_owned());
+    let (engine, store) = crate::notify::open(&database_url).await?;
+    let notifier = crate::notify::prepare(&engine, &store, rules)?;
     let signalled = shutdown_signal();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     if let Some(addr) = metrics {
@@ -455,10 +490,14 @@ pub(crate) async fn run_sla(database_url: &str, metrics: Option<SocketAddr>) -> 
     }
     tokio::spawn(engine.config_follower(stopped.clone()));
     let scheduler = doorstep_sla::Scheduler::new(engine, doorstep_sla::SchedulerConfig::default());
+    let notifier = notifier.map(|n| tokio::spawn(n.run(stopped.clone())));
     let task = tokio::spawn(async move { scheduler.run(stopped).await });
     signalled.await;
     let _ = stop.send(true);
     let _ = task.await;
+    if let Some(notifier) = notifier {
+        let _ = notifier.await;
+    }
     crate::close_databases().await
 }
 

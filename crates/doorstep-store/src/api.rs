@@ -116,7 +116,7 @@ pub struct PolicyVersion {
 
 /// The operations the engine needs from a database. Both backends pass one conformance suite.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + fmt::Debug + 'static {
+pub trait Store: crate::Deliveries + Send + Sync + fmt::Debug + 'static {
     // Tickets: intake, commits, reads and the event log.
 
     /// Registers a ticket, or returns the one already registered for (source, external reference).

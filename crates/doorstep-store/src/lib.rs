@@ -16,6 +16,8 @@
 //!   district as rows, the cutting of a batch into runs (`chain`), the sqlx error mapping, and the
 //!   store methods whose bodies are the same on both, written once (`shared`, with the dialect
 //!   differences as parameters);
+//! - `deliveries`: notification deliveries, recorded behind the event log by the notifier and
+//!   claimed under a lease (the [`Deliveries`] supertrait of [`Store`]);
 //! - `report`: the per-ticket reporting rows, folded behind the event log by a projector, and the
 //!   SLA report's queries;
 //! - `sqlite`: the embedded backend (one group-committing writer task, a read pool; closing it
@@ -31,6 +33,7 @@
 
 mod api;
 mod common;
+mod deliveries;
 mod migrations;
 mod options;
 mod postgres;
@@ -44,6 +47,9 @@ use doorstep_domain::TicketId;
 pub use api::{
     AuditEntry, AuditQuery, Commit, Created, DueTimer, ImportCounts, NewTicket, PolicyVersion,
     PoolUse, Store, StoredEvent, TicketPage, TicketQuery, TokenRecord,
+};
+pub use deliveries::{
+    Deliveries, Delivery, DeliveryCounts, DeliveryQuery, DeliveryStatus, NewDelivery, Settlement,
 };
 pub use migrations::MigrationReport;
 pub use options::{ConnectOptions, SqliteSync, backup, connect, migrate, redact};

@@ -60,6 +60,11 @@ const SQLITE: &[Embedded] = &[
         include_str!("../../../migrations/sqlite/0009_external_ref_lookup.sql"),
     ),
     (
+        10,
+        "notification deliveries",
+        include_str!("../../../migrations/sqlite/0010_deliveries.sql"),
+    ),
+    (
         11,
         "node moves carry their tickets' paths; an intake token's name is its own",
         include_str!("../../../migrations/sqlite/0011_node_moves_intake_names.sql"),
@@ -111,6 +116,11 @@ const POSTGRES: &[Embedded] = &[
         9,
         "look-up by the source system's own number",
         include_str!("../../../migrations/postgres/0009_external_ref_lookup.sql"),
+    ),
+    (
+        10,
+        "notification deliveries",
+        include_str!("../../../migrations/postgres/0010_deliveries.sql"),
     ),
     (
         11,

@@ -170,3 +170,9 @@ store_impl!(
     reads = pool,
     dialect = postgres
 );
+crate::deliveries::deliveries_impl!(
+    PgStore,
+    reads = pool,
+    claim = crate::deliveries::CLAIM_POSTGRES,
+    write = write
+);

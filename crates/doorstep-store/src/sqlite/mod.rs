@@ -381,3 +381,9 @@ store_impl!(
     reads = reads,
     dialect = sqlite
 );
+crate::deliveries::deliveries_impl!(
+    SqliteStore,
+    reads = reads,
+    claim = crate::deliveries::CLAIM_SQLITE,
+    write = write
+);

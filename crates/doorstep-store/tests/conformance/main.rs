@@ -9,6 +9,7 @@ mod admin;
 mod batches;
 mod closing;
 mod configuration;
+mod deliveries;
 mod lists;
 mod reports;
 mod security;
