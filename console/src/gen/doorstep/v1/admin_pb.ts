@@ -689,7 +689,10 @@ export const NodeKindSchema: GenEnum<NodeKind> = /*@__PURE__*/
 export const AdminService: GenService<{
   /**
    * Upserts a whole district definition (nodes, units, people, dispatch catalogue) from the TOML format of
-   * deploy/examples/*.toml. Validates everything first; applies all or nothing.
+   * deploy/examples/*.toml. Validates everything first; applies all or nothing. A node given a new
+   * parent (a community moved to another street office) takes its tickets with it, in the same
+   * transaction: their stored places, events and reporting rows move, so lists, watches, exports and
+   * reports agree with GetTicket on who reaches them (the old street office no longer does).
    *
    * @generated from rpc doorstep.v1.AdminService.ImportDistrict
    */

@@ -130,11 +130,26 @@ export type Ticket = Message<"doorstep.v1.Ticket"> & {
   category: string;
 
   /**
+   * Where the principal sees the caller masked (supervisors, reporters) or not at all (a handling unit
+   * on a confidential ticket), `content` and every free text of the ticket's events (Event.reason and
+   * Event.text: notes, resolutions, callback comments) are masked as the caller is: each occurrence of
+   * the caller's name as given (two characters or more) becomes `张**`, and each run of 7 digits or
+   * more (ASCII or full-width; a leading +, single spaces or hyphens between digits, an identity
+   * number's final X) becomes `138****5678` (11 or more: first 3 and last 4 kept; fewer: last 2 kept):
+   * mobile numbers, landlines with or without area code, identity and bank card numbers. Not caught:
+   * other people's names, the caller's name in another form (surname with 女士/先生), numbers spelt out
+   * or split otherwise. The same in GetTicket, ListTickets, GetTimeline, WatchEvents and ExportEvents.
+   *
    * @generated from field: string content = 6;
    */
   content: string;
 
   /**
+   * As given for principals that see the caller as given (and for a handling unit on a confidential
+   * ticket, masked as `content` is: it has to find the place). For supervisors and reporters: street
+   * level only, the names of the ticket's street office and community in the jurisdiction tree
+   * ("解放路街道 解放桥社区"), never the compound, building or house number.
+   *
    * @generated from field: string address = 7;
    */
   address: string;
@@ -350,7 +365,7 @@ export type Event = Message<"doorstep.v1.Event"> & {
   satisfaction: Satisfaction;
 
   /**
-   * note, resolution, comment
+   * note, resolution, comment (masked: see Ticket.content)
    *
    * @generated from field: string text = 13;
    */
@@ -1530,7 +1545,11 @@ export const TicketService: GenService<{
    * and WhistleTicket are the lead unit's (a unit called in reports in and adds notes; its token is
    * refused PERMISSION_DENIED). DispatchTicket and WhistleTicket name only units whose jurisdiction
    * includes the ticket's node (the node or one above it; district departments reach everywhere):
-   * another unit is refused INVALID_ARGUMENT naming `lead_unit` or `units`.
+   * another unit is refused INVALID_ARGUMENT naming `lead_unit` or `units`. A scoped principal other
+   * than a handling unit (a street office's dispatcher, a scoped admin) names, besides, only units of
+   * its own jurisdiction or district departments (units with `department` set, the ones called in:
+   * 吹哨报到); another unit is refused PERMISSION_DENIED naming the field and the unit. A dispatch by the
+   * catalogue (empty `lead_unit`) goes where the district's catalogue says and is not held to this.
    *
    * @generated from rpc doorstep.v1.TicketService.DispatchTicket
    */
