@@ -6,21 +6,13 @@
 //! like every list.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use chrono::Utc;
-use doorstep_domain::{NodeCode, SystemClock, UnitCode};
 use doorstep_engine::access::Role;
-use doorstep_engine::tokens::{TokenRequest, issue};
-use doorstep_engine::{Engine, TokenAuthenticator};
 use doorstep_proto::v1 as w;
-use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
-use doorstep_server::{Options, RateLimit, Running};
-use doorstep_store::testing::TestDatabase;
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 
-use crate::harness::{Backend, LIXIA, Server};
+use crate::harness::Server;
+use crate::tokened::{Tokened, req};
 
 doorstep_store::both_backends!(
     a_retry_answers_its_ticket_and_a_different_request_is_refused,
@@ -364,103 +356,14 @@ async fn a_work_order_number_finds_its_tickets(s: Server) {
     assert!(e.message().starts_with("source:"), "{}", e.message());
 }
 
-/// The server with bearer tokens on, for the scoped look-up.
-pub struct WithTokens {
-    running: Option<Running>,
-    channel: Channel,
-    database: TestDatabase,
-}
-
-impl Drop for WithTokens {
-    fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
-            running.begin_shutdown();
-        }
-    }
-}
-
-impl doorstep_store::testing::Fixture for WithTokens {
-    async fn set_up(backend: Backend, _test: &'static str) -> Option<WithTokens> {
-        let database = match backend {
-            Backend::Sqlite => TestDatabase::sqlite().await,
-            Backend::Postgres => TestDatabase::postgres().await?,
-        };
-        let engine = Arc::new(
-            Engine::open(Arc::clone(&database.store), Arc::new(SystemClock))
-                .await
-                .expect("the engine opens"),
-        );
-        engine.import_district(LIXIA).await.expect("Lixia imports");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let running = doorstep_server::start_with(
-            Arc::clone(&engine),
-            Arc::new(TokenAuthenticator::new(Arc::clone(&engine))),
-            listener,
-            Options {
-                rate_limit: RateLimit {
-                    per_second: 10_000.0,
-                    burst: 10_000.0,
-                },
-                ..Options::default()
-            },
-        )
-        .await
-        .expect("the server starts");
-        let channel = Endpoint::from_shared(format!("http://{}", running.local_addr))
-            .expect("endpoint")
-            .connect()
-            .await
-            .expect("connect");
-        Some(WithTokens {
-            running: Some(running),
-            channel,
-            database,
-        })
-    }
-}
-
-impl WithTokens {
-    async fn token(&self, name: &str, role: Role, scope: &str, unit: Option<&str>) -> String {
-        issue(
-            &*self.database.store,
-            TokenRequest {
-                name: Some(name.into()),
-                role,
-                scope: Some(NodeCode::parse(scope).unwrap()),
-                unit: unit.map(|u| UnitCode::parse(u).unwrap()),
-                expires_at: None,
-            },
-            Utc::now(),
-        )
-        .await
-        .expect("a token is issued")
-        .secret
-    }
-
-    fn tickets(&self) -> TicketServiceClient<Channel> {
-        TicketServiceClient::new(self.channel.clone())
-    }
-}
-
-fn with<T>(token: &str, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("ASCII"),
-    );
-    request
-}
-
-async fn the_look_up_is_scoped_like_every_list(s: WithTokens) {
+async fn the_look_up_is_scoped_like_every_list(s: Tokened) {
     let hotline = s.token("hotline", Role::Intake, "lixia", None).await;
     let file = async |source: w::Channel, node: &str| {
         let mut request = intake("WO-1");
         request.source = source as i32;
         request.node = node.into();
         s.tickets()
-            .create_ticket(with(&hotline, request))
+            .create_ticket(req(&hotline, request))
             .await
             .unwrap()
             .into_inner()
@@ -474,7 +377,7 @@ async fn the_look_up_is_scoped_like_every_list(s: WithTokens) {
     let found = async |token: &str| {
         ids(&s
             .tickets()
-            .list_tickets(with(token, by_ref("WO-1", None)))
+            .list_tickets(req(token, by_ref("WO-1", None)))
             .await
             .unwrap()
             .into_inner()
@@ -524,7 +427,7 @@ async fn the_look_up_is_scoped_like_every_list(s: WithTokens) {
     different.content = "另一件事".into();
     let e = s
         .tickets()
-        .create_ticket(with(&other_hotline, different))
+        .create_ticket(req(&other_hotline, different))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
