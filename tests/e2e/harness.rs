@@ -1,13 +1,15 @@
 #![allow(unreachable_pub)]
 //! Starts the real server on 127.0.0.1:0 over a real database, and hands out generated clients.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use doorstep_domain::SystemClock;
+use doorstep_domain::{Clock, SystemClock};
 use doorstep_engine::{Engine, LocalAllAccess};
 use doorstep_proto::v1::admin_service_client::AdminServiceClient;
 use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
 use doorstep_server::Running;
+use doorstep_store::Store;
 use doorstep_store::testing::TestDatabase;
 use tonic::transport::{Channel, Endpoint};
 
@@ -51,6 +53,57 @@ pub async fn own_postgres(
     Some((cluster, store))
 }
 
+/// A fresh database of `backend` and an engine over it that reads the time from `clock`, with the
+/// Lixia district imported; `None` (after one loud line) when PostgreSQL is not installed and not
+/// required.
+pub async fn lixia_engine(
+    backend: Backend,
+    clock: Arc<dyn Clock>,
+) -> Option<(TestDatabase, Arc<Engine>)> {
+    let database = match backend {
+        Backend::Sqlite => TestDatabase::sqlite().await,
+        Backend::Postgres => TestDatabase::postgres().await?,
+    };
+    let engine = lixia_engine_over(Arc::clone(&database.store), clock).await;
+    Some((database, engine))
+}
+
+/// An engine over `store` that reads the time from `clock`, with the Lixia district imported.
+pub async fn lixia_engine_over(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Arc<Engine> {
+    let engine = Arc::new(Engine::open(store, clock).await.expect("the engine opens"));
+    engine
+        .import_district(LIXIA)
+        .await
+        .expect("the Lixia district imports");
+    engine
+}
+
+/// A listener on 127.0.0.1 at a port the system picks.
+pub async fn local_listener() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+}
+
+/// A channel to the server at `addr` (one HTTP/2 connection of its own).
+pub async fn connect(addr: SocketAddr) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// The server over `engine` without tokens (every caller may do everything), on 127.0.0.1:0, and
+/// a channel to it.
+pub async fn serve_without_tokens(engine: Arc<Engine>) -> (Running, Channel) {
+    let running = doorstep_server::start(engine, Arc::new(LocalAllAccess), local_listener().await)
+        .await
+        .expect("the server starts");
+    let channel = connect(running.local_addr).await;
+    (running, channel)
+}
+
 pub struct Server {
     pub running: Option<Running>,
     pub channel: Channel,
@@ -70,30 +123,8 @@ impl Server {
         backend: Backend,
         clock: Arc<dyn doorstep_domain::Clock>,
     ) -> Option<Server> {
-        let database = match backend {
-            Backend::Sqlite => TestDatabase::sqlite().await,
-            Backend::Postgres => TestDatabase::postgres().await?,
-        };
-        let engine = Arc::new(
-            Engine::open(Arc::clone(&database.store), clock)
-                .await
-                .expect("the engine opens"),
-        );
-        engine
-            .import_district(LIXIA)
-            .await
-            .expect("the Lixia district imports");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let running = doorstep_server::start(engine, Arc::new(LocalAllAccess), listener)
-            .await
-            .expect("the server starts");
-        let channel = Endpoint::from_shared(format!("http://{}", running.local_addr))
-            .expect("endpoint")
-            .connect()
-            .await
-            .expect("connect");
+        let (database, engine) = lixia_engine(backend, clock).await?;
+        let (running, channel) = serve_without_tokens(engine).await;
         Some(Server {
             running: Some(running),
             channel,

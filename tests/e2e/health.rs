@@ -7,17 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use doorstep_domain::SystemClock;
-use doorstep_engine::{Engine, LocalAllAccess};
 use doorstep_server::health::READINESS_SERVICES;
 
 use tokio_stream::StreamExt;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
-use crate::harness::{LIXIA, Server, own_postgres};
+use crate::harness::{Server, lixia_engine_over, own_postgres, serve_without_tokens};
 
 doorstep_store::both_backends!(readiness_goes_not_serving_as_the_drain_begins);
 
@@ -129,23 +128,8 @@ async fn readiness_follows_the_database() {
     let Some((cluster, store)) = own_postgres("health").await else {
         return;
     };
-    let engine = Arc::new(
-        Engine::open(store, Arc::new(SystemClock))
-            .await
-            .expect("the engine opens"),
-    );
-    engine.import_district(LIXIA).await.expect("the district");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let running = doorstep_server::start(engine, Arc::new(LocalAllAccess), listener)
-        .await
-        .expect("the server starts");
-    let channel = Endpoint::from_shared(format!("http://{}", running.local_addr))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect");
+    let engine = lixia_engine_over(store, Arc::new(SystemClock)).await;
+    let (running, channel) = serve_without_tokens(engine).await;
     let mut health = HealthClient::new(channel);
     for service in std::iter::once("").chain(READINESS_SERVICES) {
         assert_eq!(check(&mut health, service).await, ServingStatus::Serving);

@@ -7,15 +7,15 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use doorstep_domain::ManualClock;
-use doorstep_engine::{Engine, LocalAllAccess};
+use doorstep_engine::Engine;
 use doorstep_proto::v1 as w;
 use doorstep_proto::v1::report_service_client::ReportServiceClient;
 use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
 use doorstep_server::Running;
 use doorstep_store::testing::{Backend, TestDatabase};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
-use crate::harness::LIXIA;
+use crate::harness::{lixia_engine, serve_without_tokens};
 
 doorstep_store::both_backends!(a_breached_ticket_shows_a_red_card_until_it_is_resolved);
 
@@ -40,29 +40,9 @@ fn t0() -> DateTime<Utc> {
 
 impl doorstep_store::testing::Fixture for Desk {
     async fn set_up(backend: Backend, _test: &'static str) -> Option<Desk> {
-        let database = match backend {
-            Backend::Sqlite => TestDatabase::sqlite().await,
-            Backend::Postgres => TestDatabase::postgres().await?,
-        };
         let clock = Arc::new(ManualClock::new(t0()));
-        let engine = Arc::new(
-            Engine::open(Arc::clone(&database.store), clock.clone())
-                .await
-                .expect("the engine opens"),
-        );
-        engine.import_district(LIXIA).await.expect("the district");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let running =
-            doorstep_server::start(Arc::clone(&engine), Arc::new(LocalAllAccess), listener)
-                .await
-                .expect("the server starts");
-        let channel = Endpoint::from_shared(format!("http://{}", running.local_addr))
-            .expect("endpoint")
-            .connect()
-            .await
-            .expect("connect");
+        let (database, engine) = lixia_engine(backend, clock.clone()).await?;
+        let (running, channel) = serve_without_tokens(Arc::clone(&engine)).await;
         Some(Desk {
             running: Some(running),
             channel,

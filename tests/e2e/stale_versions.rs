@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use doorstep_domain::SystemClock;
+use doorstep_engine::Engine;
 use doorstep_engine::engine::Fired;
-use doorstep_engine::{Engine, LocalAllAccess};
 use doorstep_proto::v1 as w;
 use doorstep_proto::v1::admin_service_client::AdminServiceClient;
 use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
@@ -16,10 +16,10 @@ use doorstep_server::Running;
 use doorstep_store::testing::TestDatabase;
 use tokio::task::JoinHandle;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::{action, intake};
-use crate::harness::{Backend, LIXIA};
+use crate::harness::{Backend, lixia_engine, serve_without_tokens};
 
 doorstep_store::both_backends!(
     a_yellow_card_does_not_abort_a_sign_for_sent_with_the_version_read_before_it
@@ -41,28 +41,8 @@ pub struct Timed {
 
 impl Timed {
     async fn start(backend: Backend) -> Option<Timed> {
-        let database = match backend {
-            Backend::Sqlite => TestDatabase::sqlite().await,
-            Backend::Postgres => TestDatabase::postgres().await?,
-        };
-        let engine = Arc::new(
-            Engine::open(Arc::clone(&database.store), Arc::new(SystemClock))
-                .await
-                .expect("the engine opens"),
-        );
-        engine.import_district(LIXIA).await.expect("imports");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let running =
-            doorstep_server::start(Arc::clone(&engine), Arc::new(LocalAllAccess), listener)
-                .await
-                .expect("the server starts");
-        let channel = Endpoint::from_shared(format!("http://{}", running.local_addr))
-            .expect("endpoint")
-            .connect()
-            .await
-            .expect("connect");
+        let (database, engine) = lixia_engine(backend, Arc::new(SystemClock)).await?;
+        let (running, channel) = serve_without_tokens(Arc::clone(&engine)).await;
         let firing = tokio::spawn(fire_due_timers(engine));
         Some(Timed {
             channel,

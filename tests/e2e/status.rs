@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use doorstep_domain::SystemClock;
-use doorstep_engine::{Engine, LocalAllAccess};
 use doorstep_proto::v1 as w;
 use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
 use doorstep_server::Running;
@@ -18,10 +17,12 @@ use doorstep_store::testing::{self, PgCluster, TempDir};
 use doorstep_store::{ConnectOptions, Store};
 use sqlx::{Connection as _, Executor as _};
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic_types::StatusExt as _;
 
-use crate::harness::{LIXIA, OWN_CLUSTER_CONNECT_TIMEOUT, Server, own_postgres};
+use crate::harness::{
+    OWN_CLUSTER_CONNECT_TIMEOUT, Server, lixia_engine_over, own_postgres, serve_without_tokens,
+};
 
 doorstep_store::both_backends!(
     a_request_over_the_cap_is_resource_exhausted_naming_the_cap,
@@ -154,27 +155,7 @@ async fn a_bad_field_carries_a_bad_request_with_its_path_and_code(s: Server) {
 
 /// The server over `store`, on 127.0.0.1:0, and a channel to it.
 async fn serve(store: Arc<dyn Store>) -> (Running, Channel) {
-    let engine = Arc::new(
-        Engine::open(store, Arc::new(SystemClock))
-            .await
-            .expect("the engine opens"),
-    );
-    engine
-        .import_district(LIXIA)
-        .await
-        .expect("the Lixia district imports");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let running = doorstep_server::start(engine, Arc::new(LocalAllAccess), listener)
-        .await
-        .expect("the server starts");
-    let channel = Endpoint::from_shared(format!("http://{}", running.local_addr))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect");
-    (running, channel)
+    serve_without_tokens(lixia_engine_over(store, Arc::new(SystemClock)).await).await
 }
 
 /// PostgreSQL stopped under a running server: intake and reads answer UNAVAILABLE within a bounded

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use doorstep_domain::{NodeCode, SystemClock};
-use doorstep_engine::{Engine, LocalAllAccess, Principal};
+use doorstep_engine::{Engine, Principal};
 use doorstep_proto::v1 as w;
 use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
 use doorstep_server::Running;
@@ -18,7 +18,7 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::harness::{Backend, LIXIA};
+use crate::harness::{Backend, lixia_engine, serve_without_tokens};
 
 doorstep_store::both_backends!(
     many_watches_each_get_their_subtree_once_in_seq_order,
@@ -44,29 +44,9 @@ pub struct Watched {
 
 impl Watched {
     async fn start(backend: Backend) -> Option<Watched> {
-        let database = match backend {
-            Backend::Sqlite => TestDatabase::sqlite().await,
-            Backend::Postgres => TestDatabase::postgres().await?,
-        };
-        let engine = Arc::new(
-            Engine::open(Arc::clone(&database.store), Arc::new(SystemClock))
-                .await
-                .expect("the engine opens"),
-        );
-        engine.import_district(LIXIA).await.expect("imports");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let running =
-            doorstep_server::start(Arc::clone(&engine), Arc::new(LocalAllAccess), listener)
-                .await
-                .expect("the server starts");
+        let (database, engine) = lixia_engine(backend, Arc::new(SystemClock)).await?;
+        let (running, channel) = serve_without_tokens(Arc::clone(&engine)).await;
         let addr = format!("http://{}", running.local_addr);
-        let channel = Endpoint::from_shared(addr.clone())
-            .expect("endpoint")
-            .connect()
-            .await
-            .expect("connect");
         Some(Watched {
             engine,
             addr,
