@@ -10,21 +10,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use doorstep_domain::{Clock, ManualClock, NodeCode, SystemClock, UnitCode};
+use doorstep_domain::{Clock, ManualClock, SystemClock};
 use doorstep_engine::access::{Kind, Role, Rpc, allowed};
-use doorstep_engine::tokens::{TokenRequest, issue};
 use doorstep_engine::{Engine, TokenAuthenticator};
 use doorstep_proto::v1 as w;
 use doorstep_proto::v1::admin_service_client::AdminServiceClient;
 use doorstep_proto::v1::report_service_client::ReportServiceClient;
 use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
-use doorstep_server::{Options, RateLimit, Running};
+use doorstep_server::{RateLimit, Running};
 use doorstep_store::testing::TestDatabase;
 use tokio_stream::StreamExt;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
-use crate::harness::{Backend, LIXIA};
+use crate::harness::{Backend, LIXIA, lixia_engine};
+use crate::tokened::{GENEROUS, issue_token, serve_with_tokens};
 
 doorstep_store::both_backends!(
     the_role_table_holds_for_every_rpc_in_and_out_of_scope,
@@ -69,42 +69,12 @@ impl Secured {
         rate_limit: Option<RateLimit>,
         clock: Arc<dyn Clock>,
     ) -> Option<Secured> {
-        let database = match backend {
-            Backend::Sqlite => TestDatabase::sqlite().await,
-            Backend::Postgres => TestDatabase::postgres().await?,
-        };
-        let engine = Arc::new(
-            Engine::open(Arc::clone(&database.store), clock)
-                .await
-                .expect("the engine opens"),
-        );
-        engine.import_district(LIXIA).await.expect("Lixia imports");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let (database, engine) = lixia_engine(backend, clock).await?;
         // A short cache, so that revocation shows within the test's patience.
         let auth =
             TokenAuthenticator::with_cache_ttl(Arc::clone(&engine), Duration::from_millis(200));
-        let running = doorstep_server::start_with(
-            Arc::clone(&engine),
-            Arc::new(auth),
-            listener,
-            Options {
-                rate_limit: rate_limit.unwrap_or(RateLimit {
-                    per_second: 10_000.0,
-                    burst: 10_000.0,
-                }),
-                tls: None,
-                cors_origins: Vec::new(),
-            },
-        )
-        .await
-        .expect("the server starts");
-        let channel = Endpoint::from_shared(format!("http://{}", running.local_addr))
-            .expect("endpoint")
-            .connect()
-            .await
-            .expect("connect");
+        let (running, channel) =
+            serve_with_tokens(Arc::clone(&engine), auth, rate_limit.unwrap_or(GENEROUS)).await;
         Some(Secured {
             running: Some(running),
             channel,
@@ -126,16 +96,13 @@ impl Secured {
         unit: Option<&str>,
         expires_at: Option<chrono::DateTime<Utc>>,
     ) -> (String, String) {
-        let issued = issue(
+        let issued = issue_token(
             &*self.database.store,
-            TokenRequest {
-                name: Some(name.into()),
-                role,
-                scope: Some(NodeCode::parse(scope).unwrap()),
-                unit: unit.map(|u| UnitCode::parse(u).unwrap()),
-                expires_at,
-            },
-            Utc::now(),
+            Some(name),
+            role,
+            scope,
+            unit,
+            expires_at,
         )
         .await
         .expect("a token is issued");
@@ -177,14 +144,10 @@ impl Secured {
 }
 
 fn req<T>(token: Option<&str>, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    if let Some(token) = token {
-        request.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {token}").parse().expect("ASCII"),
-        );
+    match token {
+        Some(token) => crate::tokened::req(token, message),
+        None => Request::new(message),
     }
-    request
 }
 
 fn intake(external_ref: &str, node: &str, confidential: bool) -> w::CreateTicketRequest {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use doorstep_domain::{NodeCode, SystemClock, UnitCode};
 use doorstep_engine::access::Role;
 use doorstep_engine::tokens::{Issued, TokenRequest, issue};
@@ -15,11 +15,63 @@ use doorstep_proto::v1::admin_service_client::AdminServiceClient;
 use doorstep_proto::v1::report_service_client::ReportServiceClient;
 use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
 use doorstep_server::{Options, RateLimit, Running};
+use doorstep_store::Store;
 use doorstep_store::testing::TestDatabase;
 use tonic::Request;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
-use crate::harness::{Backend, LIXIA};
+use crate::harness::{Backend, connect, lixia_engine, local_listener};
+
+/// A rate limit no test of who reaches what runs into.
+pub const GENEROUS: RateLimit = RateLimit {
+    per_second: 10_000.0,
+    burst: 10_000.0,
+};
+
+/// The server over `engine` with bearer tokens checked by `auth`, each token limited to
+/// `rate_limit`, on 127.0.0.1:0, and a channel to it.
+pub async fn serve_with_tokens(
+    engine: Arc<Engine>,
+    auth: TokenAuthenticator,
+    rate_limit: RateLimit,
+) -> (Running, Channel) {
+    let running = doorstep_server::start_with(
+        engine,
+        Arc::new(auth),
+        local_listener().await,
+        Options {
+            rate_limit,
+            ..Options::default()
+        },
+    )
+    .await
+    .expect("the server starts");
+    let channel = connect(running.local_addr).await;
+    (running, channel)
+}
+
+/// Issues a token as `doorstep token create` does (`name` `None`: the default name).
+pub async fn issue_token(
+    store: &dyn Store,
+    name: Option<&str>,
+    role: Role,
+    scope: &str,
+    unit: Option<&str>,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<Issued, doorstep_engine::Error> {
+    issue(
+        store,
+        TokenRequest {
+            name: name.map(Into::into),
+            role,
+            scope: Some(NodeCode::parse(scope).unwrap()),
+            unit: unit.map(|u| UnitCode::parse(u).unwrap()),
+            expires_at,
+        },
+        Utc::now(),
+    )
+    .await
+}
 
 pub struct Tokened {
     running: Option<Running>,
@@ -43,38 +95,9 @@ impl doorstep_store::testing::Fixture for Tokened {
 
 impl Tokened {
     pub async fn start(backend: Backend) -> Option<Tokened> {
-        let database = match backend {
-            Backend::Sqlite => TestDatabase::sqlite().await,
-            Backend::Postgres => TestDatabase::postgres().await?,
-        };
-        let engine = Arc::new(
-            Engine::open(Arc::clone(&database.store), Arc::new(SystemClock))
-                .await
-                .expect("the engine opens"),
-        );
-        engine.import_district(LIXIA).await.expect("Lixia imports");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let running = doorstep_server::start_with(
-            Arc::clone(&engine),
-            Arc::new(TokenAuthenticator::new(Arc::clone(&engine))),
-            listener,
-            Options {
-                rate_limit: RateLimit {
-                    per_second: 10_000.0,
-                    burst: 10_000.0,
-                },
-                ..Options::default()
-            },
-        )
-        .await
-        .expect("the server starts");
-        let channel = Endpoint::from_shared(format!("http://{}", running.local_addr))
-            .expect("endpoint")
-            .connect()
-            .await
-            .expect("connect");
+        let (database, engine) = lixia_engine(backend, Arc::new(SystemClock)).await?;
+        let auth = TokenAuthenticator::new(Arc::clone(&engine));
+        let (running, channel) = serve_with_tokens(engine, auth, GENEROUS).await;
         Some(Tokened {
             running: Some(running),
             channel,
@@ -90,18 +113,7 @@ impl Tokened {
         scope: &str,
         unit: Option<&str>,
     ) -> Result<Issued, doorstep_engine::Error> {
-        issue(
-            &*self.database.store,
-            TokenRequest {
-                name: name.map(Into::into),
-                role,
-                scope: Some(NodeCode::parse(scope).unwrap()),
-                unit: unit.map(|u| UnitCode::parse(u).unwrap()),
-                expires_at: None,
-            },
-            Utc::now(),
-        )
-        .await
+        issue_token(&*self.database.store, name, role, scope, unit, None).await
     }
 
     /// The secret of a new token.
