@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use doorstep_domain::{NodeCode, SystemClock};
+use doorstep_domain::SystemClock;
+use doorstep_engine::TokenAuthenticator;
 use doorstep_engine::access::Role;
-use doorstep_engine::tokens::{TokenRequest, issue};
-use doorstep_engine::{Engine, TokenAuthenticator};
 use doorstep_proto::v1 as w;
 use doorstep_proto::v1::report_service_client::ReportServiceClient;
 use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
@@ -19,7 +18,8 @@ use tokio_stream::StreamExt;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request};
 
-use crate::harness::{Backend, LIXIA};
+use crate::harness::{Backend, lixia_engine, local_listener};
+use crate::tokened::{issue_token, req};
 
 doorstep_store::both_backends!(
     streams_per_token_count_watches_and_exports_together,
@@ -66,23 +66,11 @@ const SLOW_RATE: RateLimit = RateLimit {
 
 impl Limited {
     async fn start(backend: Backend, limits: Limits, rate_limit: RateLimit) -> Option<Limited> {
-        let database = match backend {
-            Backend::Sqlite => TestDatabase::sqlite().await,
-            Backend::Postgres => TestDatabase::postgres().await?,
-        };
-        let engine = Arc::new(
-            Engine::open(Arc::clone(&database.store), Arc::new(SystemClock))
-                .await
-                .expect("the engine opens"),
-        );
-        engine.import_district(LIXIA).await.expect("Lixia imports");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let (database, engine) = lixia_engine(backend, Arc::new(SystemClock)).await?;
         let running = doorstep_server::start_limited(
             Arc::clone(&engine),
             Arc::new(TokenAuthenticator::new(engine)),
-            listener,
+            local_listener().await,
             Options {
                 rate_limit,
                 ..Options::default()
@@ -102,20 +90,10 @@ impl Limited {
     }
 
     async fn token(&self, name: &str, role: Role) -> String {
-        issue(
-            &*self.database.store,
-            TokenRequest {
-                name: Some(name.into()),
-                role,
-                scope: Some(NodeCode::parse("lixia").unwrap()),
-                unit: None,
-                expires_at: None,
-            },
-            Utc::now(),
-        )
-        .await
-        .expect("a token is issued")
-        .secret
+        issue_token(&*self.database.store, Some(name), role, "lixia", None, None)
+            .await
+            .expect("a token is issued")
+            .secret
     }
 
     fn tickets(&self) -> TicketServiceClient<Channel> {
@@ -150,15 +128,6 @@ async fn connect(addr: &str) -> Result<Channel, tonic::transport::Error> {
         .connect_timeout(Duration::from_secs(10))
         .connect()
         .await
-}
-
-fn req<T>(token: &str, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("ASCII"),
-    );
-    request
 }
 
 fn intake(external_ref: &str) -> w::CreateTicketRequest {
