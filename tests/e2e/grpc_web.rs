@@ -9,11 +9,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use doorstep_domain::{NodeCode, SystemClock};
+use doorstep_domain::SystemClock;
 use doorstep_engine::access::Role;
-use doorstep_engine::tokens::{TokenRequest, issue};
-use doorstep_engine::{Authenticator, Engine, LocalAllAccess, TokenAuthenticator};
+use doorstep_engine::{Authenticator, LocalAllAccess, TokenAuthenticator};
 use doorstep_proto::v1 as w;
 use doorstep_proto::v1::admin_service_client::AdminServiceClient;
 use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
@@ -22,9 +20,10 @@ use doorstep_store::testing::TestDatabase;
 use prost::Message;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
-use crate::harness::LIXIA;
+use crate::harness::{Backend, connect, lixia_engine, local_listener};
+use crate::tokened::issue_token;
 
 const STREET: &str = "lixia/jiefanglu";
 /// A compound outside 解放路: out of scope for a principal scoped to the street.
@@ -47,16 +46,9 @@ impl Drop for Web {
 
 impl Web {
     async fn start(tokens: bool, cors_origins: &[&str]) -> Web {
-        let database = TestDatabase::sqlite().await;
-        let engine = Arc::new(
-            Engine::open(Arc::clone(&database.store), Arc::new(SystemClock))
-                .await
-                .expect("the engine opens"),
-        );
-        engine.import_district(LIXIA).await.expect("Lixia imports");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let (database, engine) = lixia_engine(Backend::Sqlite, Arc::new(SystemClock))
             .await
-            .expect("bind");
+            .expect("SQLite is always there");
         let auth: Arc<dyn Authenticator> = if tokens {
             Arc::new(TokenAuthenticator::new(Arc::clone(&engine)))
         } else {
@@ -65,7 +57,7 @@ impl Web {
         let running = doorstep_server::start_with(
             engine,
             auth,
-            listener,
+            local_listener().await,
             Options {
                 cors_origins: cors_origins.iter().map(|o| (*o).to_owned()).collect(),
                 ..Options::default()
@@ -84,24 +76,17 @@ impl Web {
     }
 
     async fn channel(&self) -> Channel {
-        Endpoint::from_shared(format!("http://{}", self.addr()))
-            .expect("endpoint")
-            .connect()
-            .await
-            .expect("connect")
+        connect(self.addr()).await
     }
 
     async fn token(&self, role: Role, scope: &str) -> String {
-        issue(
+        issue_token(
             &*self.database.store,
-            TokenRequest {
-                name: Some("web console".into()),
-                role,
-                scope: Some(NodeCode::parse(scope).unwrap()),
-                unit: None,
-                expires_at: None,
-            },
-            Utc::now(),
+            Some("web console"),
+            role,
+            scope,
+            None,
+            None,
         )
         .await
         .expect("a token is issued")
