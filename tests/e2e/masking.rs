@@ -74,22 +74,7 @@ async fn free_text_and_address_are_masked_for_roles_that_see_callers_masked(s: T
     let mut t = s.tickets();
 
     // Elsewhere, first: watches start after this ticket's events.
-    s.file(
-        &root,
-        intake(
-            "OPENING-1",
-            "lixia/zhiyuan/jilian/refinery-dorm",
-            "赵先生",
-            "13600003333",
-        ),
-    )
-    .await;
-    let opening = s
-        .exported(&root)
-        .await
-        .last()
-        .map(|e| e.seq)
-        .expect("events");
+    let opening = s.opening(&root).await;
     // A watch open before anything happens reads what follows from the server's feed.
     let mut live = s.watch(&supervisor, opening).await;
 
@@ -157,17 +142,7 @@ async fn free_text_and_address_are_masked_for_roles_that_see_callers_masked(s: T
         (seen.content.as_str(), seen.address.as_str()),
         (CONTENT, ADDRESS)
     );
-    let timeline = t
-        .get_timeline(req(
-            &dispatcher,
-            w::GetTimelineRequest {
-                id: filed.id.clone(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let timeline = s.timeline(&dispatcher, &filed.id).await;
     let given = texts(&timeline.events);
     for text in [NOTE, RESOLUTION, COMMENT] {
         assert!(given.iter().any(|t| t == text), "{text} in {given:?}");
@@ -184,17 +159,7 @@ async fn free_text_and_address_are_masked_for_roles_that_see_callers_masked(s: T
         panic!("{listed:?}")
     };
     assert_masked_ticket("ListTickets", one);
-    let timeline = t
-        .get_timeline(req(
-            &supervisor,
-            w::GetTimelineRequest {
-                id: filed.id.clone(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let timeline = s.timeline(&supervisor, &filed.id).await;
     assert_masked_ticket("GetTimeline", timeline.ticket.as_ref().unwrap());
     assert_masked("GetTimeline", &texts(&timeline.events));
     let last = timeline.events.last().map(|e| e.seq).expect("events");

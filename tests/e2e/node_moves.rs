@@ -73,22 +73,7 @@ async fn a_moved_community_takes_its_tickets_to_the_new_street_office(s: Tokened
     let root = s.token("root admin", Role::Admin, "lixia", None).await;
 
     // Elsewhere, before anything else: a watch starts after this ticket's events.
-    s.file(
-        &root,
-        intake(
-            "OPENING-1",
-            "lixia/zhiyuan/jilian/refinery-dorm",
-            "赵先生",
-            "13600003333",
-        ),
-    )
-    .await;
-    let opening = s
-        .exported(&root)
-        .await
-        .last()
-        .map(|e| e.seq)
-        .expect("events");
+    let opening = s.opening(&root).await;
 
     let mut moving = Vec::new();
     for (n, node) in [YARD, YARD, SOUTH].into_iter().enumerate() {

@@ -155,6 +155,41 @@ impl Tokened {
             .map(tonic::Response::into_inner)
     }
 
+    /// The timeline of ticket `id` as `token` reads it (the paging fields' defaults).
+    pub async fn timeline(&self, token: &str, id: &str) -> w::Timeline {
+        self.tickets()
+            .get_timeline(req(
+                token,
+                w::GetTimelineRequest {
+                    id: id.into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("the timeline of {id}: {e:?}"))
+            .into_inner()
+    }
+
+    /// Files a ticket elsewhere (a dormitory in 纸坊) as the holder of `admin`, and answers the
+    /// last seq of the log: a watch after it starts after this ticket's events.
+    pub async fn opening(&self, admin: &str) -> i64 {
+        self.file(
+            admin,
+            intake(
+                "OPENING-1",
+                "lixia/zhiyuan/jilian/refinery-dorm",
+                "赵先生",
+                "13600003333",
+            ),
+        )
+        .await;
+        self.exported(admin)
+            .await
+            .last()
+            .map(|e| e.seq)
+            .expect("events")
+    }
+
     /// The ids of every ticket `token` lists under `node` ("" = its whole scope).
     pub async fn listed(&self, token: &str, node: &str) -> Vec<String> {
         let mut ids = Vec::new();
