@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use doorstep_domain::{Clock, SystemClock};
 use doorstep_engine::{Engine, LocalAllAccess};
+use doorstep_proto::v1 as w;
 use doorstep_proto::v1::admin_service_client::AdminServiceClient;
 use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
 use doorstep_server::Running;
@@ -104,6 +105,15 @@ pub async fn serve_without_tokens(engine: Arc<Engine>) -> (Running, Channel) {
     (running, channel)
 }
 
+/// The kinds of a timeline's events, in order.
+pub fn kinds(timeline: &w::Timeline) -> Vec<w::EventKind> {
+    timeline
+        .events
+        .iter()
+        .map(|e| w::EventKind::try_from(e.kind).unwrap())
+        .collect()
+}
+
 pub struct Server {
     pub running: Option<Running>,
     pub channel: Channel,
@@ -134,6 +144,19 @@ impl Server {
 
     pub async fn tickets(&self) -> TicketServiceClient<Channel> {
         TicketServiceClient::new(self.channel.clone()).max_encoding_message_size(64 * 1024 * 1024)
+    }
+
+    /// The timeline of ticket `id` (the paging fields' defaults).
+    pub async fn timeline(&self, id: &str) -> w::Timeline {
+        self.tickets()
+            .await
+            .get_timeline(w::GetTimelineRequest {
+                id: id.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("the timeline of {id}: {e:?}"))
+            .into_inner()
     }
 
     pub async fn admin(&self) -> AdminServiceClient<Channel> {

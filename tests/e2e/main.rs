@@ -147,19 +147,8 @@ async fn whole_lifecycle(s: Server) {
     assert_eq!(t.status, w::Status::Closed as i32);
     assert_eq!(t.satisfaction, w::Satisfaction::Satisfied as i32);
 
-    let timeline = c
-        .get_timeline(w::GetTimelineRequest {
-            id: t.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let kinds: Vec<w::EventKind> = timeline
-        .events
-        .iter()
-        .map(|e| w::EventKind::try_from(e.kind).unwrap())
-        .collect();
+    let timeline = s.timeline(&t.id).await;
+    let kinds = harness::kinds(&timeline);
     use w::EventKind as K;
     assert_eq!(
         kinds,
@@ -400,18 +389,7 @@ async fn a_resumed_watch_loses_no_event(s: Server) {
         .into_inner()
         .ticket
         .unwrap();
-    let start = c
-        .get_timeline(w::GetTimelineRequest {
-            id: t.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .events
-        .last()
-        .unwrap()
-        .seq;
+    let start = s.timeline(&t.id).await.events.last().unwrap().seq;
     let mut stream = watch
         .watch_events(w::WatchEventsRequest {
             node: "lixia/jiefanglu".into(),
@@ -478,14 +456,7 @@ async fn a_resumed_watch_loses_no_event(s: Server) {
     // Exactly the events of those tickets: none lost.
     let mut all = Vec::new();
     for id in &tickets {
-        let tl = c
-            .get_timeline(w::GetTimelineRequest {
-                id: id.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let tl = s.timeline(id).await;
         all.extend(tl.events.iter().map(|e| e.seq));
     }
     all.sort_unstable();

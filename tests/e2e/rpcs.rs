@@ -14,7 +14,7 @@ use doorstep_proto::v1 as w;
 use doorstep_store::testing::Backend;
 use tonic::Code;
 
-use crate::harness::{LIXIA, Server};
+use crate::harness::{LIXIA, Server, kinds};
 use crate::{YARD, action, intake};
 
 doorstep_store::both_backends!(
@@ -49,19 +49,8 @@ async fn read_back(s: &Server, id: &str) -> (w::Ticket, Vec<w::EventKind>) {
         .await
         .unwrap()
         .into_inner();
-    let timeline = c
-        .get_timeline(w::GetTimelineRequest {
-            id: id.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let kinds: Vec<w::EventKind> = timeline
-        .events
-        .iter()
-        .map(|e| w::EventKind::try_from(e.kind).unwrap())
-        .collect();
+    let timeline = s.timeline(id).await;
+    let kinds = kinds(&timeline);
     assert_eq!(
         kinds.len() as i64,
         ticket.version,
