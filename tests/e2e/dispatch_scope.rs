@@ -20,15 +20,7 @@ fn dispatch(
     ticket: &w::Ticket,
     unit: &str,
 ) -> tonic::Request<w::DispatchTicketRequest> {
-    req(
-        token,
-        w::DispatchTicketRequest {
-            id: ticket.id.clone(),
-            version: ticket.version,
-            lead_unit: unit.into(),
-            reason: "re-dispatch".into(),
-        },
-    )
+    req(token, crate::dispatch_to(ticket, unit, "re-dispatch"))
 }
 
 fn whistle(

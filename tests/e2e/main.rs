@@ -65,6 +65,16 @@ fn action(t: &w::Ticket, unit: &str, reason: &str) -> w::TicketAction {
     }
 }
 
+/// A dispatch of `t`, as last read, to `lead_unit` ("": the catalogue's unit for its place).
+fn dispatch_to(t: &w::Ticket, lead_unit: &str, reason: &str) -> w::DispatchTicketRequest {
+    w::DispatchTicketRequest {
+        id: t.id.clone(),
+        version: t.version,
+        lead_unit: lead_unit.into(),
+        reason: reason.into(),
+    }
+}
+
 async fn whole_lifecycle(s: Server) {
     let mut c = s.tickets().await;
     let created = c

@@ -15,7 +15,7 @@ use doorstep_store::testing::Backend;
 use tonic::Code;
 
 use crate::harness::{LIXIA, Server, kinds};
-use crate::{YARD, action, intake};
+use crate::{YARD, action, dispatch_to, intake};
 
 doorstep_store::both_backends!(
     dispatching_and_returning_move_the_lead_unit_and_its_sign_for_clock,
@@ -87,12 +87,11 @@ async fn dispatching_and_returning_move_the_lead_unit_and_its_sign_for_clock(s: 
 
     // To the community instead: a new lead unit with its own sign-for clock, from now.
     let t = c
-        .dispatch_ticket(w::DispatchTicketRequest {
-            id: t.id.clone(),
-            version: t.version,
-            lead_unit: COMMUNITY.into(),
-            reason: "the yard's workers are on leave".into(),
-        })
+        .dispatch_ticket(dispatch_to(
+            &t,
+            COMMUNITY,
+            "the yard's workers are on leave",
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -107,26 +106,14 @@ async fn dispatching_and_returning_move_the_lead_unit_and_its_sign_for_clock(s: 
     let (code, message) = refused(
         &s,
         &t,
-        c.dispatch_ticket(w::DispatchTicketRequest {
-            id: t.id.clone(),
-            version: t.version,
-            lead_unit: COMMUNITY.into(),
-            reason: String::new(),
-        })
-        .await,
+        c.dispatch_ticket(dispatch_to(&t, COMMUNITY, "")).await,
     )
     .await;
     assert_eq!(code, Code::FailedPrecondition, "{message}");
     let (code, message) = refused(
         &s,
         &t,
-        c.dispatch_ticket(w::DispatchTicketRequest {
-            id: t.id.clone(),
-            version: t.version,
-            lead_unit: "dept/nobody".into(),
-            reason: String::new(),
-        })
-        .await,
+        c.dispatch_ticket(dispatch_to(&t, "dept/nobody", "")).await,
     )
     .await;
     assert_eq!(code, Code::InvalidArgument, "{message}");
@@ -158,12 +145,7 @@ async fn dispatching_and_returning_move_the_lead_unit_and_its_sign_for_clock(s: 
 
     // Re-dispatched by the catalogue (no unit named): back to the yard's workers, who sign for it.
     let t = c
-        .dispatch_ticket(w::DispatchTicketRequest {
-            id: t.id.clone(),
-            version: t.version,
-            lead_unit: String::new(),
-            reason: String::new(),
-        })
+        .dispatch_ticket(dispatch_to(&t, "", ""))
         .await
         .unwrap()
         .into_inner();
@@ -180,13 +162,7 @@ async fn dispatching_and_returning_move_the_lead_unit_and_its_sign_for_clock(s: 
     let (code, message) = refused(
         &s,
         &t,
-        c.dispatch_ticket(w::DispatchTicketRequest {
-            id: t.id.clone(),
-            version: t.version,
-            lead_unit: COMMUNITY.into(),
-            reason: String::new(),
-        })
-        .await,
+        c.dispatch_ticket(dispatch_to(&t, COMMUNITY, "")).await,
     )
     .await;
     assert_eq!(code, Code::FailedPrecondition);

@@ -238,15 +238,7 @@ async fn call(
             .await
             .map(drop),
         Rpc::DispatchTicket => t
-            .dispatch_ticket(req(
-                token,
-                w::DispatchTicketRequest {
-                    id: tk.id.clone(),
-                    version: tk.version,
-                    lead_unit: String::new(),
-                    reason: "re-dispatch".into(),
-                },
-            ))
+            .dispatch_ticket(req(token, crate::dispatch_to(tk, "", "re-dispatch")))
             .await
             .map(drop),
         Rpc::AcknowledgeTicket => t
@@ -1463,15 +1455,7 @@ async fn a_ticket_goes_only_to_units_whose_jurisdiction_includes_its_place(s: Se
     let filed = s.file(&dispatcher, "VOID-1", YARD, false).await;
     let mut t = s.tickets();
     let dispatch = |token: &str, unit: &str, ticket: &w::Ticket| {
-        req(
-            Some(token),
-            w::DispatchTicketRequest {
-                id: ticket.id.clone(),
-                version: ticket.version,
-                lead_unit: unit.into(),
-                reason: "re-dispatch".into(),
-            },
-        )
+        req(Some(token), crate::dispatch_to(ticket, unit, "re-dispatch"))
     };
     for token in [&dispatcher, &root] {
         let refused = t
