@@ -29,23 +29,9 @@ doorstep_store::both_backends!(
     a_bad_field_carries_a_bad_request_with_its_path_and_code,
 );
 
-const YARD: &str = "lixia/jiefanglu/jiefangqiao/yard-129";
-
+/// The lifecycle test's stairwell-light request.
 fn intake(external_ref: &str) -> w::CreateTicketRequest {
-    w::CreateTicketRequest {
-        source: w::Channel::Hotline12345 as i32,
-        external_ref: external_ref.into(),
-        caller: Some(w::Caller {
-            name: "张女士".into(),
-            phone: "13800000000".into(),
-            confidential: false,
-        }),
-        category: "lighting.stairwell".into(),
-        content: "楼道灯不亮".into(),
-        address: "解放路129号院3号楼".into(),
-        node: YARD.into(),
-        ..Default::default()
-    }
+    crate::intake(external_ref, "lighting.stairwell")
 }
 
 async fn a_request_over_the_cap_is_resource_exhausted_naming_the_cap(s: Server) {
