@@ -15,14 +15,14 @@ use doorstep_engine::{Authenticator, LocalAllAccess, TokenAuthenticator};
 use doorstep_proto::v1 as w;
 use doorstep_proto::v1::admin_service_client::AdminServiceClient;
 use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
-use doorstep_server::{Options, Running};
+use doorstep_server::Options;
 use doorstep_store::testing::TestDatabase;
 use prost::Message;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tonic::transport::Channel;
 
-use crate::harness::{Backend, connect, lixia_engine, local_listener};
+use crate::harness::{Backend, Serving, connect, lixia_engine, local_listener};
 use crate::tokened::issue_token;
 
 const STREET: &str = "lixia/jiefanglu";
@@ -32,16 +32,8 @@ const CONSOLE: &str = "https://console.example.org";
 
 /// The server over a fresh SQLite database, with or without tokens, with these CORS origins.
 struct Web {
-    running: Option<Running>,
+    running: Serving,
     database: TestDatabase,
-}
-
-impl Drop for Web {
-    fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
-            running.begin_shutdown();
-        }
-    }
 }
 
 impl Web {
@@ -66,7 +58,7 @@ impl Web {
         .await
         .expect("the server starts");
         Web {
-            running: Some(running),
+            running: Serving::from(running),
             database,
         }
     }

@@ -105,6 +105,37 @@ pub async fn serve_without_tokens(engine: Arc<Engine>) -> (Running, Channel) {
     (running, channel)
 }
 
+/// A running server that begins its shutdown when dropped, at the end of the test that started it;
+/// it reads as the `Option<Running>` it holds (a test may take the server to stop it itself).
+pub struct Serving(Option<Running>);
+
+impl From<Running> for Serving {
+    fn from(running: Running) -> Serving {
+        Serving(Some(running))
+    }
+}
+
+impl std::ops::Deref for Serving {
+    type Target = Option<Running>;
+    fn deref(&self) -> &Option<Running> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Serving {
+    fn deref_mut(&mut self) -> &mut Option<Running> {
+        &mut self.0
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Some(running) = self.0.take() {
+            running.begin_shutdown();
+        }
+    }
+}
+
 /// The kinds of a timeline's events, in order.
 pub fn kinds(timeline: &w::Timeline) -> Vec<w::EventKind> {
     timeline
@@ -115,7 +146,7 @@ pub fn kinds(timeline: &w::Timeline) -> Vec<w::EventKind> {
 }
 
 pub struct Server {
-    pub running: Option<Running>,
+    pub running: Serving,
     pub channel: Channel,
     _database: TestDatabase,
 }
@@ -136,7 +167,7 @@ impl Server {
         let (database, engine) = lixia_engine(backend, clock).await?;
         let (running, channel) = serve_without_tokens(engine).await;
         Some(Server {
-            running: Some(running),
+            running: Serving::from(running),
             channel,
             _database: database,
         })
@@ -261,14 +292,6 @@ impl Server {
                 }
                 other => panic!("v1alpha list services: {other:?}"),
             }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
-            running.begin_shutdown();
         }
     }
 }

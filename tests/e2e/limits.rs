@@ -11,14 +11,14 @@ use doorstep_engine::access::Role;
 use doorstep_proto::v1 as w;
 use doorstep_proto::v1::report_service_client::ReportServiceClient;
 use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
-use doorstep_server::{Limits, Options, RateLimit, Running};
+use doorstep_server::{Limits, Options, RateLimit};
 use doorstep_store::testing::TestDatabase;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request};
 
-use crate::harness::{Backend, lixia_engine, local_listener};
+use crate::harness::{Backend, Serving, lixia_engine, local_listener};
 use crate::tokened::{issue_token, req};
 
 doorstep_store::both_backends!(
@@ -33,18 +33,10 @@ const YARD: &str = "lixia/jiefanglu/jiefangqiao/yard-129";
 const PATIENCE: Duration = Duration::from_secs(30);
 
 pub(crate) struct Limited {
-    running: Option<Running>,
+    running: Serving,
     addr: String,
     channel: Channel,
     database: TestDatabase,
-}
-
-impl Drop for Limited {
-    fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
-            running.begin_shutdown();
-        }
-    }
 }
 
 /// The limits of the tests that run on both backends: small, and a rate limit that refills so
@@ -82,7 +74,7 @@ impl Limited {
         let addr = format!("http://{}", running.local_addr);
         let channel = connect(&addr).await.expect("connect");
         Some(Limited {
-            running: Some(running),
+            running: Serving::from(running),
             addr,
             channel,
             database,

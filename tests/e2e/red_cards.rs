@@ -11,11 +11,10 @@ use doorstep_engine::Engine;
 use doorstep_proto::v1 as w;
 use doorstep_proto::v1::report_service_client::ReportServiceClient;
 use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
-use doorstep_server::Running;
 use doorstep_store::testing::{Backend, TestDatabase};
 use tonic::transport::Channel;
 
-use crate::harness::{lixia_engine, serve_without_tokens};
+use crate::harness::{Serving, lixia_engine, serve_without_tokens};
 
 doorstep_store::both_backends!(a_breached_ticket_shows_a_red_card_until_it_is_resolved);
 
@@ -24,7 +23,7 @@ const WORKERS: &str = "lixia/jiefanglu/jiefangqiao/yard-129/workers";
 
 /// The real server over an engine whose clock the test moves.
 struct Desk {
-    running: Option<Running>,
+    _running: Serving,
     channel: Channel,
     engine: Arc<Engine>,
     clock: Arc<ManualClock>,
@@ -44,20 +43,12 @@ impl doorstep_store::testing::Fixture for Desk {
         let (database, engine) = lixia_engine(backend, clock.clone()).await?;
         let (running, channel) = serve_without_tokens(Arc::clone(&engine)).await;
         Some(Desk {
-            running: Some(running),
+            _running: Serving::from(running),
             channel,
             engine,
             clock,
             _database: database,
         })
-    }
-}
-
-impl Drop for Desk {
-    fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
-            running.begin_shutdown();
-        }
     }
 }
 

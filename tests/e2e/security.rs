@@ -17,13 +17,13 @@ use doorstep_proto::v1 as w;
 use doorstep_proto::v1::admin_service_client::AdminServiceClient;
 use doorstep_proto::v1::report_service_client::ReportServiceClient;
 use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
-use doorstep_server::{RateLimit, Running};
+use doorstep_server::RateLimit;
 use doorstep_store::testing::TestDatabase;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
-use crate::harness::{Backend, LIXIA, lixia_engine};
+use crate::harness::{Backend, LIXIA, Serving, lixia_engine};
 use crate::tokened::{GENEROUS, issue_token, serve_with_tokens};
 
 doorstep_store::both_backends!(
@@ -44,18 +44,10 @@ const STREET: &str = "lixia/jiefanglu";
 const ELSEWHERE: &str = "lixia/qianfoshan/lishanmingjun/phase-1";
 
 pub struct Secured {
-    running: Option<Running>,
+    _running: Serving,
     channel: Channel,
     engine: Arc<Engine>,
     database: TestDatabase,
-}
-
-impl Drop for Secured {
-    fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
-            running.begin_shutdown();
-        }
-    }
 }
 
 impl Secured {
@@ -76,7 +68,7 @@ impl Secured {
         let (running, channel) =
             serve_with_tokens(Arc::clone(&engine), auth, rate_limit.unwrap_or(GENEROUS)).await;
         Some(Secured {
-            running: Some(running),
+            _running: Serving::from(running),
             channel,
             engine,
             database,

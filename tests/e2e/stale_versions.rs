@@ -12,14 +12,13 @@ use doorstep_engine::engine::Fired;
 use doorstep_proto::v1 as w;
 use doorstep_proto::v1::admin_service_client::AdminServiceClient;
 use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
-use doorstep_server::Running;
 use doorstep_store::testing::TestDatabase;
 use tokio::task::JoinHandle;
 use tonic::Code;
 use tonic::transport::Channel;
 
 use super::{action, intake};
-use crate::harness::{Backend, lixia_engine, serve_without_tokens};
+use crate::harness::{Backend, Serving, lixia_engine, serve_without_tokens};
 
 doorstep_store::both_backends!(
     a_yellow_card_does_not_abort_a_sign_for_sent_with_the_version_read_before_it
@@ -34,7 +33,7 @@ const SECONDS_POLICY: &str = "warning_share = 0.02\nacknowledge_within = \"120s\
 /// the scheduler of `doorstep serve` fires them: claimed, fired in a batch, stale ones dropped).
 pub struct Timed {
     channel: Channel,
-    running: Option<Running>,
+    _running: Serving,
     firing: JoinHandle<()>,
     _database: TestDatabase,
 }
@@ -46,7 +45,7 @@ impl Timed {
         let firing = tokio::spawn(fire_due_timers(engine));
         Some(Timed {
             channel,
-            running: Some(running),
+            _running: Serving::from(running),
             firing,
             _database: database,
         })
@@ -83,9 +82,6 @@ async fn fire_due_timers(engine: Arc<Engine>) {
 impl Drop for Timed {
     fn drop(&mut self) {
         self.firing.abort();
-        if let Some(running) = self.running.take() {
-            running.begin_shutdown();
-        }
     }
 }
 

@@ -20,7 +20,7 @@ use doorstep_store::testing::TestDatabase;
 use tonic::Request;
 use tonic::transport::Channel;
 
-use crate::harness::{Backend, connect, lixia_engine, local_listener};
+use crate::harness::{Backend, Serving, connect, lixia_engine, local_listener};
 
 /// A rate limit no test of who reaches what runs into.
 pub const GENEROUS: RateLimit = RateLimit {
@@ -74,17 +74,9 @@ pub async fn issue_token(
 }
 
 pub struct Tokened {
-    running: Option<Running>,
+    _running: Serving,
     channel: Channel,
     pub database: TestDatabase,
-}
-
-impl Drop for Tokened {
-    fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
-            running.begin_shutdown();
-        }
-    }
 }
 
 impl doorstep_store::testing::Fixture for Tokened {
@@ -99,7 +91,7 @@ impl Tokened {
         let auth = TokenAuthenticator::new(Arc::clone(&engine));
         let (running, channel) = serve_with_tokens(engine, auth, GENEROUS).await;
         Some(Tokened {
-            running: Some(running),
+            _running: Serving::from(running),
             channel,
             database,
         })

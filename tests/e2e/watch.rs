@@ -12,13 +12,12 @@ use doorstep_domain::{NodeCode, SystemClock};
 use doorstep_engine::{Engine, Principal};
 use doorstep_proto::v1 as w;
 use doorstep_proto::v1::ticket_service_client::TicketServiceClient;
-use doorstep_server::Running;
 use doorstep_store::testing::TestDatabase;
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::harness::{Backend, lixia_engine, serve_without_tokens};
+use crate::harness::{Backend, Serving, lixia_engine, serve_without_tokens};
 
 doorstep_store::both_backends!(
     many_watches_each_get_their_subtree_once_in_seq_order,
@@ -38,7 +37,7 @@ pub struct Watched {
     engine: Arc<Engine>,
     addr: String,
     channel: Channel,
-    running: Option<Running>,
+    _running: Serving,
     _database: TestDatabase,
 }
 
@@ -51,7 +50,7 @@ impl Watched {
             engine,
             addr,
             channel,
-            running: Some(running),
+            _running: Serving::from(running),
             _database: database,
         })
     }
@@ -151,14 +150,6 @@ impl Watched {
                 task.await.unwrap();
             }
         })
-    }
-}
-
-impl Drop for Watched {
-    fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
-            running.begin_shutdown();
-        }
     }
 }
 
