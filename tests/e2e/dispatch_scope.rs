@@ -81,15 +81,7 @@ async fn a_street_dispatcher_hands_tickets_only_within_its_street(s: Tokened) {
         .into_inner();
     assert_eq!(back.lead_unit, "street/jiefanglu");
     let signed = t
-        .acknowledge_ticket(req(
-            &root,
-            w::TicketAction {
-                id: back.id.clone(),
-                version: back.version,
-                unit: "street/jiefanglu".into(),
-                reason: String::new(),
-            },
-        ))
+        .acknowledge_ticket(req(&root, crate::action(&back, "street/jiefanglu", "")))
         .await
         .expect("signed for")
         .into_inner();

@@ -286,17 +286,7 @@ async fn a_timeline_comes_in_pages_and_notes_stop_at_the_cap(s: Limited) {
     let admin = s.token("timeline admin", Role::Admin).await;
     let mut ticket = s.file(&admin, "NOTES-1").await;
     let mut t = s.tickets();
-    let note = |ticket: &w::Ticket, text: &str| {
-        req(
-            &admin,
-            w::TicketAction {
-                id: ticket.id.clone(),
-                version: ticket.version,
-                reason: text.into(),
-                ..Default::default()
-            },
-        )
-    };
+    let note = |ticket: &w::Ticket, text: &str| req(&admin, crate::action(ticket, "", text));
     let mut refused = None;
     for n in 0..20 {
         match t.add_note(note(&ticket, &format!("note {n}"))).await {

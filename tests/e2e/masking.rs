@@ -84,28 +84,12 @@ async fn free_text_and_address_are_masked_for_roles_that_see_callers_masked(s: T
     let filed = s.file(&dispatcher, request.clone()).await;
     assert_eq!(filed.lead_unit, WORKERS);
     let noted = t
-        .add_note(req(
-            &dispatcher,
-            w::TicketAction {
-                id: filed.id.clone(),
-                version: filed.version,
-                reason: NOTE.into(),
-                ..Default::default()
-            },
-        ))
+        .add_note(req(&dispatcher, crate::action(&filed, "", NOTE)))
         .await
         .expect("a note")
         .into_inner();
     let signed = t
-        .acknowledge_ticket(req(
-            &workers,
-            w::TicketAction {
-                id: noted.id.clone(),
-                version: noted.version,
-                unit: WORKERS.into(),
-                ..Default::default()
-            },
-        ))
+        .acknowledge_ticket(req(&workers, crate::action(&noted, WORKERS, "")))
         .await
         .expect("signed for")
         .into_inner();

@@ -106,15 +106,7 @@ async fn a_moved_community_takes_its_tickets_to_the_new_street_office(s: Tokened
     s.watched(&old, opening, old_last).await;
     let noted = s.get(&old, &moving[0]).await.unwrap();
     s.tickets()
-        .add_note(req(
-            &old,
-            w::TicketAction {
-                id: noted.id.clone(),
-                version: noted.version,
-                reason: "上门查看".into(),
-                ..Default::default()
-            },
-        ))
+        .add_note(req(&old, crate::action(&noted, "", "上门查看")))
         .await
         .expect("a note");
     let note_seq = before_note + 1;
@@ -189,15 +181,7 @@ async fn a_moved_community_takes_its_tickets_to_the_new_street_office(s: Tokened
     let t = s.get(&new, &moving[1]).await.unwrap();
     let after = s
         .tickets()
-        .add_note(req(
-            &new,
-            w::TicketAction {
-                id: t.id.clone(),
-                version: t.version,
-                reason: "已联系物业".into(),
-                ..Default::default()
-            },
-        ))
+        .add_note(req(&new, crate::action(&t, "", "已联系物业")))
         .await
         .expect("the new street office acts on it")
         .into_inner();

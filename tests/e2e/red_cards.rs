@@ -89,12 +89,7 @@ fn intake(external_ref: &str) -> w::CreateTicketRequest {
 }
 
 fn action(t: &w::Ticket, unit: &str) -> w::TicketAction {
-    w::TicketAction {
-        id: t.id.clone(),
-        version: t.version,
-        unit: unit.into(),
-        reason: String::new(),
-    }
+    crate::action(t, unit, "")
 }
 
 /// The ids `ListTickets` answers for the whole district with `filter` applied.

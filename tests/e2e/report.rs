@@ -68,12 +68,7 @@ async fn the_sla_report_counts_what_happened(s: Server) {
     }
     for (i, t) in filed.iter().enumerate().take(4) {
         let t = tickets
-            .acknowledge_ticket(w::TicketAction {
-                id: t.id.clone(),
-                version: t.version,
-                unit: WORKERS.into(),
-                reason: String::new(),
-            })
+            .acknowledge_ticket(crate::action(t, WORKERS, ""))
             .await
             .unwrap()
             .into_inner();

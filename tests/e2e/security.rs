@@ -23,6 +23,7 @@ use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
+use crate::action;
 use crate::harness::{Backend, LIXIA, Serving, lixia_engine};
 use crate::tokened::{GENEROUS, issue_token, serve_with_tokens};
 
@@ -164,15 +165,6 @@ struct Target {
     ticket: w::Ticket,
     into_id: String,
     node: String,
-}
-
-fn action(t: &w::Ticket, unit: &str, reason: &str) -> w::TicketAction {
-    w::TicketAction {
-        id: t.id.clone(),
-        version: t.version,
-        unit: unit.into(),
-        reason: reason.into(),
-    }
 }
 
 /// Calls `rpc` once with `token` on `target`; only the status matters.

@@ -266,14 +266,7 @@ async fn outage_and_return(
         .into_inner();
     assert_eq!(got.id, before.id);
     // An action, through the commit path.
-    c.add_note(w::TicketAction {
-        id: got.id.clone(),
-        version: got.version,
-        unit: String::new(),
-        reason: "back".into(),
-    })
-    .await
-    .unwrap();
+    c.add_note(crate::action(&got, "", "back")).await.unwrap();
 }
 
 /// Another process holding the SQLite database locked past the busy timeout: intake answers

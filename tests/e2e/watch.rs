@@ -133,14 +133,9 @@ impl Watched {
                         .ticket
                         .unwrap();
                     if i % 3 == 0 {
-                        c.urge_ticket(w::TicketAction {
-                            id: t.id.clone(),
-                            version: t.version,
-                            unit: String::new(),
-                            reason: "please".into(),
-                        })
-                        .await
-                        .unwrap();
+                        c.urge_ticket(crate::action(&t, "", "please"))
+                            .await
+                            .unwrap();
                     }
                 }
             }));
