@@ -123,20 +123,7 @@ async fn connect(addr: &str) -> Result<Channel, tonic::transport::Error> {
 }
 
 fn intake(external_ref: &str) -> w::CreateTicketRequest {
-    w::CreateTicketRequest {
-        source: w::Channel::Hotline12345 as i32,
-        external_ref: external_ref.into(),
-        caller: Some(w::Caller {
-            name: "张女士".into(),
-            phone: "13812345678".into(),
-            confidential: false,
-        }),
-        category: "lighting.stairwell".into(),
-        content: "3号楼楼道灯不亮".into(),
-        address: "3号楼2单元".into(),
-        node: YARD.into(),
-        ..Default::default()
-    }
+    crate::security::intake(external_ref, YARD, false)
 }
 
 fn watch(token: &str) -> Request<w::WatchEventsRequest> {

@@ -143,7 +143,8 @@ fn req<T>(token: Option<&str>, message: T) -> Request<T> {
     }
 }
 
-fn intake(external_ref: &str, node: &str, confidential: bool) -> w::CreateTicketRequest {
+/// A stairwell-light request filed at `node` (also the limits tests' request, at the yard).
+pub fn intake(external_ref: &str, node: &str, confidential: bool) -> w::CreateTicketRequest {
     w::CreateTicketRequest {
         source: w::Channel::Hotline12345 as i32,
         external_ref: external_ref.into(),
