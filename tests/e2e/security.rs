@@ -1043,7 +1043,10 @@ async fn health_and_reflection_stay_open() {
 #[cfg(feature = "tls")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_admits_only_clients_with_a_certificate() {
-    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    use doorstep_domain::NodeCode;
+    use doorstep_engine::tokens::{TokenRequest, issue};
+    use doorstep_server::Options;
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
     let dir = std::env::temp_dir().join(format!("doorstep-tls-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
