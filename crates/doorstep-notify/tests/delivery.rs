@@ -10,28 +10,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Duration, FixedOffset, Utc};
-use common::Receiver;
+use chrono::Duration;
+use common::{CALLER_NAME, CALLER_PHONE, World, YARD, at};
 use doorstep_domain::Clock as _;
-use doorstep_domain::{Caller, Category, Channel, Intake, ManualClock, NodeCode, TicketId};
-use doorstep_engine::{Engine, Principal};
+use doorstep_engine::Engine;
 use doorstep_notify::{Notifier, NotifierConfig, Rules, render};
-use doorstep_sla::{Scheduler, SchedulerConfig};
 use doorstep_store::testing::TestDatabase;
 use doorstep_store::{DeliveryQuery, DeliveryStatus};
 
-const LIXIA: &str = include_str!("../../../deploy/examples/lixia.toml");
-const YARD: &str = "lixia/jiefanglu/jiefangqiao/yard-129";
 const SECRET: &str = "test-secret-0123456789";
-const CALLER_NAME: &str = "张三丰";
-const CALLER_PHONE: &str = "13912345678";
 const WAIT: StdDuration = StdDuration::from_secs(30);
-
-fn at(text: &str) -> DateTime<Utc> {
-    DateTime::<FixedOffset>::parse_from_rfc3339(text)
-        .unwrap()
-        .with_timezone(&Utc)
-}
 
 fn rules(url: &str, events: &str) -> Rules {
     let text = format!(
@@ -49,100 +37,9 @@ fn config(owner: &str) -> NotifierConfig {
     }
 }
 
-struct World {
-    clock: Arc<ManualClock>,
-    engine: Arc<Engine>,
-    scheduler: Scheduler,
-    notifier: Notifier,
-    receiver: Receiver,
-    db: TestDatabase,
-}
-
-impl World {
-    async fn new(db: TestDatabase, events: &str) -> World {
-        // Monday 2 March 2026, 10:00 in Jinan.
-        let clock = Arc::new(ManualClock::new(at("2026-03-02T10:00:00+08:00")));
-        let engine = Arc::new(
-            Engine::open(Arc::clone(&db.store), clock.clone())
-                .await
-                .unwrap(),
-        );
-        engine.import_district(LIXIA).await.unwrap();
-        let receiver = Receiver::start().await;
-        let scheduler = Scheduler::new(
-            Arc::clone(&engine),
-            SchedulerConfig {
-                owner: "test-scheduler".into(),
-                ..SchedulerConfig::default()
-            },
-        );
-        let notifier = Notifier::new(
-            Arc::clone(&engine),
-            Arc::clone(&db.store),
-            rules(&receiver.url, events),
-            config("test-notifier"),
-        )
-        .unwrap();
-        World {
-            clock,
-            engine,
-            scheduler,
-            notifier,
-            receiver,
-            db,
-        }
-    }
-
-    async fn file(&self, reference: &str) -> TicketId {
-        let (t, _) = self
-            .engine
-            .create_ticket(
-                &Principal::local(),
-                Intake {
-                    source: Channel::Hotline12345,
-                    external_ref: reference.into(),
-                    caller: Caller {
-                        name: CALLER_NAME.into(),
-                        phone: CALLER_PHONE.into(),
-                        confidential: false,
-                    },
-                    category: Category::parse("lighting.stairwell").unwrap(),
-                    content: "楼道灯不亮".into(),
-                    address: "解放桥小区12号楼".into(),
-                    node: NodeCode::parse(YARD).unwrap(),
-                    occurred_at: None,
-                    attachment_urls: vec![],
-                },
-                None,
-            )
-            .await
-            .unwrap();
-        t.id
-    }
-
-    /// Moves the clock and fires what fell due.
-    async fn advance_to(&self, t: DateTime<Utc>) {
-        self.clock.set(t);
-        self.scheduler.tick().await.unwrap();
-    }
-
-    /// Records everything committed, then one delivery round, waiting for its attempts.
-    async fn notify(&self) -> usize {
-        while self.notifier.record().await.unwrap() > 0 {}
-        let n = self.notifier.deliver().await.unwrap();
-        self.notifier.idle().await;
-        n
-    }
-
-    /// The (seq, kind) of the ticket's events of these kinds, in order.
-    async fn events(&self, id: &TicketId, kinds: &[&str]) -> Vec<(i64, String)> {
-        let (_, history, _) = self.engine.timeline(&Principal::local(), id).await.unwrap();
-        history
-            .iter()
-            .filter(|e| kinds.contains(&e.event.change.kind()))
-            .map(|e| (e.seq, e.event.change.kind().to_owned()))
-            .collect()
-    }
+/// The world of these tests: webhook rules for these event kinds, to the world's receiver.
+async fn world(db: TestDatabase, events: &str) -> World {
+    World::new(db, |url| rules(url, events)).await
 }
 
 doorstep_store::both_backends!(
@@ -154,7 +51,7 @@ doorstep_store::both_backends!(
 );
 
 async fn breaches_and_escalations_are_delivered_signed_in_event_order(db: TestDatabase) {
-    let w = World::new(db, r#"["BREACHED", "ESCALATED"]"#).await;
+    let w = world(db, r#"["BREACHED", "ESCALATED"]"#).await;
     let id = w.file("SD-1").await;
     // Past the 24 h resolve deadline (and the 2 h sign-for): red cards and a climb.
     w.advance_to(at("2026-03-03T10:10:00+08:00")).await;
@@ -232,7 +129,7 @@ async fn breaches_and_escalations_are_delivered_signed_in_event_order(db: TestDa
 async fn a_failed_attempt_is_retried_with_the_same_id_and_body_and_holds_back_the_next(
     db: TestDatabase,
 ) {
-    let w = World::new(db, r#"["BREACHED", "ESCALATED"]"#).await;
+    let w = world(db, r#"["BREACHED", "ESCALATED"]"#).await;
     let id = w.file("SD-2").await;
     w.advance_to(at("2026-03-03T10:10:00+08:00")).await;
     let expected = w.events(&id, &["BREACHED", "ESCALATED"]).await;
@@ -284,7 +181,7 @@ async fn a_failed_attempt_is_retried_with_the_same_id_and_body_and_holds_back_th
 }
 
 async fn a_delivery_failing_for_a_day_is_set_aside_and_retried_on_request(db: TestDatabase) {
-    let w = World::new(db, r#"["ESCALATED"]"#).await;
+    let w = world(db, r#"["ESCALATED"]"#).await;
     w.file("SD-3").await;
     w.advance_to(at("2026-03-03T10:10:00+08:00")).await;
     w.receiver.answer_next(1000, 503);
@@ -355,7 +252,7 @@ async fn a_delivery_failing_for_a_day_is_set_aside_and_retried_on_request(db: Te
 }
 
 async fn two_notifiers_on_one_database_deliver_each_notification_once(db: TestDatabase) {
-    let w = World::new(db, r#"["WARNING", "BREACHED", "ESCALATED"]"#).await;
+    let w = world(db, r#"["WARNING", "BREACHED", "ESCALATED"]"#).await;
     for i in 0..20 {
         w.file(&format!("SD-{i}")).await;
     }
@@ -415,7 +312,7 @@ async fn two_notifiers_on_one_database_deliver_each_notification_once(db: TestDa
 }
 
 async fn events_outside_the_rules_are_not_delivered(db: TestDatabase) {
-    let w = World::new(db, r#"["REVIEW_MISSED"]"#).await;
+    let w = world(db, r#"["REVIEW_MISSED"]"#).await;
     w.file("SD-9").await;
     w.advance_to(at("2026-03-03T10:10:00+08:00")).await;
     assert_eq!(w.notify().await, 0);

@@ -5,96 +5,39 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use chrono::{DateTime, FixedOffset, Utc};
-use common::Receiver;
-use doorstep_domain::{
-    Caller, Category, Channel, Command, Intake, ManualClock, NodeCode, UnitCode,
-};
-use doorstep_engine::{Action, Engine, Principal};
-use doorstep_notify::{Notifier, NotifierConfig, Rules};
-use doorstep_sla::{Scheduler, SchedulerConfig};
+use common::{World, at};
+use doorstep_domain::{Command, UnitCode};
+use doorstep_engine::{Action, Principal};
+use doorstep_notify::Rules;
 use doorstep_store::testing::TestDatabase;
 
-const LIXIA: &str = include_str!("../../../deploy/examples/lixia.toml");
-const YARD: &str = "lixia/jiefanglu/jiefangqiao/yard-129";
 const WORKERS: &str = "lixia/jiefanglu/jiefangqiao/yard-129/workers";
-
-fn at(text: &str) -> DateTime<Utc> {
-    DateTime::<FixedOffset>::parse_from_rfc3339(text)
-        .unwrap()
-        .with_timezone(&Utc)
-}
 
 doorstep_store::both_backends!(the_gateway_receives_the_chinese_text_for_the_right_board_members);
 
 async fn the_gateway_receives_the_chinese_text_for_the_right_board_members(db: TestDatabase) {
-    let clock = Arc::new(ManualClock::new(at("2026-03-02T10:00:00+08:00")));
-    let engine = Arc::new(
-        Engine::open(Arc::clone(&db.store), clock.clone())
-            .await
-            .unwrap(),
-    );
-    engine.import_district(LIXIA).await.unwrap();
-    let gateway = Receiver::start().await;
-    let text = format!(
-        r#"
-        [[notify.sms]]
-        name = "duty-sms"
-        url = "{}"
-        headers = {{ content-type = "application/json" }}
-        body = '{{"mobile":"{{phone}}","content":"{{text}}"}}'
-        events = ["BREACHED", "ESCALATED"]
-        [notify.sms.recipients]
-        ROUTINE = ["assigned community worker"]
-        DIFFICULT = ["hotline office director"]
-        "#,
-        gateway.url
-    );
-    let table: toml::Table = toml::from_str(&text).unwrap();
-    let rules = Rules::parse(table.get("notify"), &|_| None).unwrap();
-    let notifier = Notifier::new(
-        Arc::clone(&engine),
-        Arc::clone(&db.store),
-        rules,
-        NotifierConfig {
-            owner: "sms-test".into(),
-            ..NotifierConfig::default()
-        },
-    )
-    .unwrap();
-    let scheduler = Scheduler::new(
-        Arc::clone(&engine),
-        SchedulerConfig {
-            owner: "sms-test".into(),
-            ..SchedulerConfig::default()
-        },
-    );
+    let w = World::new(db, |url| {
+        let text = format!(
+            r#"
+            [[notify.sms]]
+            name = "duty-sms"
+            url = "{url}"
+            headers = {{ content-type = "application/json" }}
+            body = '{{"mobile":"{{phone}}","content":"{{text}}"}}'
+            events = ["BREACHED", "ESCALATED"]
+            [notify.sms.recipients]
+            ROUTINE = ["assigned community worker"]
+            DIFFICULT = ["hotline office director"]
+            "#
+        );
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        Rules::parse(table.get("notify"), &|_| None).unwrap()
+    })
+    .await;
     let principal = Principal::local();
-    let (t, _) = engine
-        .create_ticket(
-            &principal,
-            Intake {
-                source: Channel::Hotline12345,
-                external_ref: "SD-20260302-0001".into(),
-                caller: Caller {
-                    name: "张三丰".into(),
-                    phone: "13912345678".into(),
-                    confidential: false,
-                },
-                category: Category::parse("lighting.stairwell").unwrap(),
-                content: "楼道灯不亮".into(),
-                address: String::new(),
-                node: NodeCode::parse(YARD).unwrap(),
-                occurred_at: None,
-                attachment_urls: vec![],
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    engine
+    let t = w.file_ticket("SD-20260302-0001").await;
+    w.engine
         .act(
             &principal,
             &t.id,
@@ -106,14 +49,12 @@ async fn the_gateway_receives_the_chinese_text_for_the_right_board_members(db: T
         .await
         .unwrap();
     // The 24 h resolve deadline passes: a red card at ROUTINE, then DIFFICULT.
-    clock.set(at("2026-03-03T10:10:00+08:00"));
-    scheduler.tick().await.unwrap();
+    w.advance_to(at("2026-03-03T10:10:00+08:00")).await;
     for _ in 0..4 {
-        while notifier.record().await.unwrap() > 0 {}
-        notifier.deliver().await.unwrap();
-        notifier.idle().await;
+        w.notify().await;
     }
-    let got: BTreeSet<(String, String)> = gateway
+    let got: BTreeSet<(String, String)> = w
+        .receiver
         .received()
         .iter()
         .map(|r| {
@@ -139,5 +80,5 @@ async fn the_gateway_receives_the_chinese_text_for_the_right_board_members(db: T
             ("0531-8***0003".to_owned(), escalated.to_owned()),
         ])
     );
-    assert_eq!(gateway.received().len(), 3, "each once");
+    assert_eq!(w.receiver.received().len(), 3, "each once");
 }

@@ -12,6 +12,13 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::sync::Notify;
 
+use chrono::{DateTime, FixedOffset, Utc};
+use doorstep_domain::{Caller, Category, Channel, Intake, ManualClock, NodeCode, Ticket, TicketId};
+use doorstep_engine::{Engine, Principal};
+use doorstep_notify::{Notifier, NotifierConfig, Rules};
+use doorstep_sla::{Scheduler, SchedulerConfig};
+use doorstep_store::testing::TestDatabase;
+
 /// One request as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
@@ -161,4 +168,122 @@ async fn answer(
         .status(status)
         .body(Full::new(Bytes::from_static(b"ok")))
         .unwrap()
+}
+
+pub const LIXIA: &str = include_str!("../../../../deploy/examples/lixia.toml");
+pub const YARD: &str = "lixia/jiefanglu/jiefangqiao/yard-129";
+pub const CALLER_NAME: &str = "张三丰";
+pub const CALLER_PHONE: &str = "13912345678";
+
+pub fn at(text: &str) -> DateTime<Utc> {
+    DateTime::<FixedOffset>::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// A district on a manual clock (Monday 2 March 2026, 10:00 in Jinan) with a scheduler, a notifier
+/// following the given rules and a receiver on loopback for them.
+pub struct World {
+    pub clock: Arc<ManualClock>,
+    pub engine: Arc<Engine>,
+    pub scheduler: Scheduler,
+    pub notifier: Notifier,
+    pub receiver: Receiver,
+    pub db: TestDatabase,
+}
+
+impl World {
+    /// `rules` is given the receiver's URL.
+    pub async fn new(db: TestDatabase, rules: impl FnOnce(&str) -> Rules) -> World {
+        // Monday 2 March 2026, 10:00 in Jinan.
+        let clock = Arc::new(ManualClock::new(at("2026-03-02T10:00:00+08:00")));
+        let engine = Arc::new(
+            Engine::open(Arc::clone(&db.store), clock.clone())
+                .await
+                .unwrap(),
+        );
+        engine.import_district(LIXIA).await.unwrap();
+        let receiver = Receiver::start().await;
+        let scheduler = Scheduler::new(
+            Arc::clone(&engine),
+            SchedulerConfig {
+                owner: "test-scheduler".into(),
+                ..SchedulerConfig::default()
+            },
+        );
+        let notifier = Notifier::new(
+            Arc::clone(&engine),
+            Arc::clone(&db.store),
+            rules(&receiver.url),
+            NotifierConfig {
+                owner: "test-notifier".into(),
+                ..NotifierConfig::default()
+            },
+        )
+        .unwrap();
+        World {
+            clock,
+            engine,
+            scheduler,
+            notifier,
+            receiver,
+            db,
+        }
+    }
+
+    /// Files a stairwell-light ticket at the yard; the catalogue dispatches it to the workers.
+    pub async fn file(&self, reference: &str) -> TicketId {
+        self.file_ticket(reference).await.id
+    }
+
+    pub async fn file_ticket(&self, reference: &str) -> Ticket {
+        let (t, _) = self
+            .engine
+            .create_ticket(
+                &Principal::local(),
+                Intake {
+                    source: Channel::Hotline12345,
+                    external_ref: reference.into(),
+                    caller: Caller {
+                        name: CALLER_NAME.into(),
+                        phone: CALLER_PHONE.into(),
+                        confidential: false,
+                    },
+                    category: Category::parse("lighting.stairwell").unwrap(),
+                    content: "楼道灯不亮".into(),
+                    address: "解放桥小区12号楼".into(),
+                    node: NodeCode::parse(YARD).unwrap(),
+                    occurred_at: None,
+                    attachment_urls: vec![],
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        t
+    }
+
+    /// Moves the clock and fires what fell due.
+    pub async fn advance_to(&self, t: DateTime<Utc>) {
+        self.clock.set(t);
+        self.scheduler.tick().await.unwrap();
+    }
+
+    /// Records everything committed, then one delivery round, waiting for its attempts.
+    pub async fn notify(&self) -> usize {
+        while self.notifier.record().await.unwrap() > 0 {}
+        let n = self.notifier.deliver().await.unwrap();
+        self.notifier.idle().await;
+        n
+    }
+
+    /// The (seq, kind) of the ticket's events of these kinds, in order.
+    pub async fn events(&self, id: &TicketId, kinds: &[&str]) -> Vec<(i64, String)> {
+        let (_, history, _) = self.engine.timeline(&Principal::local(), id).await.unwrap();
+        history
+            .iter()
+            .filter(|e| kinds.contains(&e.event.change.kind()))
+            .map(|e| (e.seq, e.event.change.kind().to_owned()))
+            .collect()
+    }
 }
